@@ -1,0 +1,166 @@
+"""The agent's YAML config: every threshold and window, with documented defaults.
+
+``deploy/config/kubepulse.yaml`` is the documented default; ``load_config`` reads a file,
+validates it strictly (unknown keys are errors) and turns any problem into one ConfigError
+sentence that names the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from kubepulse.errors import ConfigError
+from kubepulse.model import ALERT_TYPES
+
+from .dns_errors import DnsErrorsConfig
+from .dns_latency import DnsLatencyConfig
+from .dns_timeout import DnsTimeoutConfig
+from .flood import FloodConfig
+from .listen_overflow import ListenOverflowConfig
+from .loss import LossConfig
+from .packet_drop import PacketDropConfig
+from .partition import PartitionConfig
+from .policy import PolicyConfig
+from .pool import PoolConfig
+from .refused import RefusedConfig
+from .reset import ResetConfig
+from .timeout import TimeoutConfig
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrackingConfig(BaseModel):
+    model_config = _STRICT
+
+    max_edges: int = Field(default=50_000, ge=1, description="edges (and sources) tracked, LRU beyond")
+    max_dns_clients: int = Field(default=10_000, ge=1)
+
+
+class DetectorsConfig(BaseModel):
+    """One section per detector; the key is the alert type (tests check both lists agree)."""
+
+    model_config = _STRICT
+
+    connection_refused: RefusedConfig = RefusedConfig()
+    connection_timeout: TimeoutConfig = TimeoutConfig()
+    connection_reset: ResetConfig = ResetConfig()
+    packet_loss: LossConfig = LossConfig()
+    packet_drop: PacketDropConfig = PacketDropConfig()
+    policy_denied: PolicyConfig = PolicyConfig()
+    dns_latency: DnsLatencyConfig = DnsLatencyConfig()
+    dns_errors: DnsErrorsConfig = DnsErrorsConfig()
+    dns_timeout: DnsTimeoutConfig = DnsTimeoutConfig()
+    connection_flood: FloodConfig = FloodConfig()
+    conn_pool_exhaustion: PoolConfig = PoolConfig()
+    listen_overflow: ListenOverflowConfig = ListenOverflowConfig()
+    network_partition: PartitionConfig = PartitionConfig()
+
+
+class FlapConfig(BaseModel):
+    model_config = _STRICT
+
+    window_seconds: float = Field(default=600.0, gt=0.0, description="how far back transitions count")
+    max_transitions: int = Field(default=4, ge=2, description="state changes that make it flapping")
+    resolve_multiplier: float = Field(default=4.0, ge=1.0, description="quiet period x this if flapping")
+
+
+class InhibitRule(BaseModel):
+    """A firing ``source`` alert suppresses ``targets`` alerts it explains (same edge; for
+    network_partition: an edge between the same node pair)."""
+
+    model_config = _STRICT
+
+    source: str
+    targets: tuple[str, ...]
+    hold_seconds: float = Field(default=
+        0.0, ge=0.0, description="a new target waits this long for its source before firing"
+    )
+
+    @model_validator(mode="after")
+    def _known_types(self) -> InhibitRule:
+        for name in (self.source, *self.targets):
+            if name not in ALERT_TYPES:
+                raise ValueError(f"unknown alert type {name!r}")
+        return self
+
+
+def _default_rules() -> tuple[InhibitRule, ...]:
+    return (
+        InhibitRule(source="network_partition",
+                    targets=("connection_timeout", "packet_loss"), hold_seconds=1.0),
+        InhibitRule(source="conn_pool_exhaustion",
+                    targets=("connection_refused", "connection_timeout", "connection_reset")),
+        InhibitRule(source="policy_denied", targets=("connection_timeout",)),
+        InhibitRule(source="listen_overflow", targets=("connection_timeout",)),
+    )
+
+
+class WebhookConfig(BaseModel):
+    model_config = _STRICT
+
+    queue_size: int = Field(default=1000, ge=1, description="alerts waiting to be sent, beyond: dropped")
+    max_attempts: int = Field(default=5, ge=1, description="tries per alert before it is dropped")
+    backoff_seconds: float = Field(default=0.5, ge=0.0, description="first retry delay, doubled each try")
+    backoff_max_seconds: float = Field(default=10.0, ge=0.0)
+    timeout_seconds: float = Field(default=5.0, gt=0.0, description="per request")
+
+
+class AlertsConfig(BaseModel):
+    model_config = _STRICT
+
+    resolve_after_seconds: float = Field(default=
+        15.0, gt=0.0, description="quiet period: no finding this long resolves the alert"
+    )
+    flap: FlapConfig = FlapConfig()
+    inhibit: tuple[InhibitRule, ...] = Field(default_factory=_default_rules)
+    webhook: WebhookConfig = WebhookConfig()
+
+
+class KubepulseConfig(BaseModel):
+    model_config = _STRICT
+
+    tracking: TrackingConfig = TrackingConfig()
+    detectors: DetectorsConfig = DetectorsConfig()
+    alerts: AlertsConfig = AlertsConfig()
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def parse_config(data: Any, source: str) -> KubepulseConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, not {type(data).__name__}")
+    try:
+        return KubepulseConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        msg = first["msg"]
+        if first["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against deploy/config/kubepulse.yaml)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {_where(first['loc'])}: {msg}{more}") from None
+
+
+def load_config(path: str | Path | None) -> KubepulseConfig:
+    """The config at ``path``, or the defaults when ``path`` is None."""
+    if path is None:
+        return KubepulseConfig()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the config: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_config(data, str(p))

@@ -1,0 +1,1 @@
+"""kubepulse.web"""

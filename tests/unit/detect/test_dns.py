@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from kubepulse.model import LatencyStat
+
+from .helpers import Run, dns, of
+
+LAT, ERR, TMO = "dns_latency", "dns_errors", "dns_timeout"
+
+
+def lat(n: int, mean: float) -> LatencyStat:
+    return LatencyStat(mean * n, n, mean * 2)
+
+
+def test_healthy_dns_with_search_domain_nxdomains_is_silent() -> None:
+    run = Run()
+    for _ in range(60):  # ndots:5: three NXDOMAIN per external lookup, then NOERROR
+        found = run.step(dns=[dns(queries=8, rcodes={"NXDOMAIN": 6, "NOERROR": 2},
+                                  latency=lat(8, 0.002))])
+        assert found == []
+
+
+def test_latency_guards() -> None:
+    assert of(Run().step(dns=[dns(queries=4, latency=lat(4, 2.0))]), LAT) == []  # 4 answers
+    assert of(Run().step(dns=[dns(queries=5, latency=lat(5, 0.099))]), LAT) == []
+    found = of(Run().step(dns=[dns(queries=5, latency=lat(5, 0.1))]), LAT)
+    assert len(found) == 1 and found[0].severity == "warning"
+    assert found[0].labels["dns_server"] == "10.96.0.53"
+    assert found[0].identity == {"src": "shop/frontend"}
+
+
+def test_latency_baseline_for_a_client_with_a_slow_resolver() -> None:
+    run = Run()
+    for _ in range(20):
+        run.step(dns=[dns(queries=10, latency=lat(10, 0.08))])
+    assert of(run.step(dns=[dns(queries=10, latency=lat(10, 0.15))]), LAT) == []
+    assert len(of(run.step(dns=[dns(queries=50, latency=lat(50, 1.5))]), LAT)) == 1
+
+
+def test_servfail_guards() -> None:
+    assert of(Run().step(dns=[dns(queries=9, rcodes={"SERVFAIL": 2, "NOERROR": 7})]), ERR) == []
+    assert of(Run().step(dns=[dns(queries=11, rcodes={"SERVFAIL": 3, "NOERROR": 8})]), ERR) == []
+    found = of(Run().step(dns=[dns(queries=10, rcodes={"SERVFAIL": 3, "NOERROR": 7},
+                                   error_names=(("api.example.com", "SERVFAIL", 3),))]), ERR)
+    assert len(found) == 1
+    assert "SERVFAIL/REFUSED" in found[0].cause and "api.example.com" in found[0].cause
+
+
+def test_nxdomain_needs_its_own_higher_ratio() -> None:
+    assert of(Run().step(dns=[dns(queries=10, rcodes={"NXDOMAIN": 8, "NOERROR": 2})]), ERR) == []
+    found = of(Run().step(dns=[dns(queries=10, rcodes={"NXDOMAIN": 9, "NOERROR": 1})]), ERR)
+    assert len(found) == 1 and found[0].cause.startswith("names do not exist")
+
+
+def test_timeout_guards() -> None:
+    assert of(Run().step(dns=[dns(queries=10, timeouts=2)]), TMO) == []
+    assert of(Run().step(dns=[dns(queries=11, timeouts=3, rcodes={"NOERROR": 8})]), TMO) == []
+    found = of(Run().step(dns=[dns(queries=10, timeouts=3, rcodes={"NOERROR": 7})]), TMO)
+    assert len(found) == 1 and "not answering" in found[0].cause
+
+
+def test_timeouts_reported_after_their_queries_left_the_window() -> None:
+    found = of(Run().step(dns=[dns(queries=0, timeouts=4)]), TMO)
+    assert found and found[0].evidence["queries"] == 4
