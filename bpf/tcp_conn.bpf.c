@@ -43,6 +43,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, __u64); /* struct sock * */
 	__type(value, struct kp_sock);
 } kp_socks SEC(".maps");
@@ -58,7 +59,7 @@ struct {
 struct kp_connect_args {
 	__u64 uaddr;
 	__u32 fd;
-	__u32 pad;
+	__u32 saw_syn_sent; /* the state machine saw this connect's socket: it reports it */
 };
 
 struct {
@@ -317,6 +318,11 @@ int kp_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		s->netns_ino = sk_netns(sk);
 		s->cgroup_id = sk_cgroup_id(sk);
 		if (active) {
+			__u64 pid_tgid = bpf_get_current_pid_tgid();
+			struct kp_connect_args *ca = bpf_map_lookup_elem(&kp_connects, &pid_tgid);
+
+			if (ca)
+				ca->saw_syn_sent = 1;
 			s->start_ns = now;
 			s->direction = KP_DIRECTION_OUTBOUND;
 			s->flags = KP_FLAG_TRACKED;
@@ -463,7 +469,12 @@ int kp_connect_in(struct trace_event_raw_sys_enter *ctx)
 		.fd = (__u32)ctx->args[0],
 		.uaddr = ctx->args[1],
 	};
+	__u16 family = 0;
 
+	/* Only IP connects can become TCP connections: skip UNIX sockets and the like. */
+	bpf_probe_read_user(&family, sizeof(family), (void *)a.uaddr);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
 	bpf_map_update_elem(&kp_connects, &pid_tgid, &a, BPF_ANY);
 	return 0;
 }
@@ -534,18 +545,17 @@ int kp_connect_out(struct trace_event_raw_sys_exit *ctx)
 		bpf_map_delete_elem(&kp_pending, &pid_tgid);
 		return 0;
 	}
-	if (!local_errno(err))
+	if (args.saw_syn_sent || !local_errno(err))
 		return 0;
 
 	/* Failed before the socket ever reached SYN_SENT (no route, bad address, a cgroup hook
 	 * said no): the state machine saw nothing, so build the record from the fd and the
-	 * user's sockaddr. */
+	 * user's sockaddr. (segs_out cannot tell: a failed connect() runs tcp_disconnect(),
+	 * which zeroes it before the syscall returns.) */
 	const struct sock *sk = fd_to_sock(args.fd);
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
 	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
 		return 0;
-	if (BPF_CORE_READ((const struct tcp_sock *)sk, segs_out) != 0)
-		return 0; /* a SYN left: the state machine reports this connection */
 
 	__u16 family = 0;
 	bpf_probe_read_user(&family, sizeof(family), (void *)args.uaddr);

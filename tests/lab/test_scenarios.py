@@ -83,3 +83,36 @@ def test_suites_fit_their_budgets() -> None:
         for t in types:
             targets = [(st.target, st.source) for st in s.steps if st.fault == t]
             assert len(targets) == 2 and targets[0] != targets[1], t
+
+
+def test_demo_ctrl_c_leaves_the_machine_clean(tmp_path: Path, state: Path) -> None:
+    import signal
+    import subprocess
+
+    from kubepulse.lab import procs
+
+    # Python leaves SIGINT ignored if its parent ignored it (a background CI job): restore it.
+    boot = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from kubepulse.cli import main; sys.exit(main(sys.argv[1:]))")
+    argv = [sys.executable, "-c", boot, "demo", "--rounds", "1",
+            "--fault-seconds", "30", "--agent-cmd", "sleep 307", "--out", str(tmp_path),
+            "--state-dir", str(state)]
+    demo = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=procs.child_env())
+    assert demo.stdout is not None
+    seen = []
+    for line in demo.stdout:  # ends when the demo exits; the fault line comes within seconds
+        seen.append(line)
+        if "refused on shop/api/api-0" in line:
+            demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            break
+    out = demo.communicate(timeout=60)[0]
+    assert demo.returncode == 0, "".join(seen) + out
+    assert "agent running: sleep 307" in "".join(seen)
+    assert "lab down" in out
+    left = lab_leftovers()
+    assert left == {"netns": [], "links": [], "nft_tables": [], "processes": []}, left
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    assert "sleep 307" not in ps.stdout  # the agent was stopped too
+    truth = (tmp_path / "labels.jsonl").read_text().splitlines()
+    assert len(truth) == 1 and '"type":"refused"' in truth[0]  # cut short, still recorded

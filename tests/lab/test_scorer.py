@@ -187,3 +187,42 @@ def test_label_lines_carry_both_time_forms() -> None:
     assert (g.expected_alert, g.allowed_symptoms) == (
         "dns_timeout", ["dns_latency", "dns_errors", "packet_drop"])
     assert {e for e, _ in labels.FAULT_ALERTS.values()} <= set(labels.ALERT_TYPES)
+
+
+def test_scenarios_score_command(files: tuple[Path, Path], tmp_path: Path) -> None:
+    import argparse
+
+    from kubepulse.lab import cli
+
+    parser = argparse.ArgumentParser(prog="kubepulse")
+    cli.register(parser.add_subparsers(dest="command"))
+    inv = tmp_path / "inv.json"
+    inv.write_text(json.dumps(INVENTORY))
+    report = tmp_path / "report.json"
+    args = parser.parse_args([
+        "scenarios", "score", "--labels", str(files[0]), "--alerts", str(files[1]),
+        "--inventory", str(inv), "--healthy", f"{T0 + 500},{rfc3339(T0 + 800)}",
+        "--report", str(report),
+    ])
+    assert args.func(args) == 0
+    r = json.loads(report.read_text())
+    assert r["overall"]["precision"] == 0.555556 and r["false_alarms"]["per_hour"] == 24.0
+    with pytest.raises(ConfigError, match="is not START,END"):
+        scorer.load_healthy(["yesterday"])
+
+
+def test_every_command_has_help_with_examples() -> None:
+    import argparse
+
+    from kubepulse.lab import cli
+
+    parser = argparse.ArgumentParser(prog="kubepulse")
+    sub = parser.add_subparsers(dest="command")
+    cli.register(sub)
+    for path in (["lab"], ["lab", "up"], ["lab", "down"], ["lab", "status"], ["lab", "fault"],
+                 ["scenarios"], ["scenarios", "run"], ["scenarios", "score"], ["demo"]):
+        p = sub.choices[path[0]]
+        for name in path[1:]:
+            action = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+            p = action.choices[name]
+        assert "examples:" in (p.epilog or ""), path

@@ -85,8 +85,8 @@ def test_stream_then_clean_exit_leaves_nothing_in_the_kernel(sig: signal.Signals
 def test_without_privileges_one_clear_error() -> None:
     # Root, but with every capability dropped (as in a locked-down container).
     res = subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", *KUBEPULSE,
-                          "events", "--duration", "1"], capture_output=True, text=True,
-                         timeout=60)
+                          "events", "--duration", "1"], check=False, capture_output=True,
+                         text=True, timeout=60)
     assert res.returncode == 77
     assert res.stderr.startswith("kubepulse: error: privileges:"), res.stderr
     assert "CAP_BPF" in res.stderr and "Traceback" not in res.stderr
@@ -94,7 +94,7 @@ def test_without_privileges_one_clear_error() -> None:
 
 def test_bad_arguments_are_one_sentence() -> None:
     res = subprocess.run([*KUBEPULSE, "events", "--outcome", "bogus", "--duration", "1"],
-                         capture_output=True, text=True, timeout=60)
+                         check=False, capture_output=True, text=True, timeout=60)
     assert res.returncode == 2
     assert "'bogus' is not an outcome" in res.stderr and "Traceback" not in res.stderr
 

@@ -156,7 +156,7 @@ def test_timeout_with_early_syn_retransmit(collector: Collector, netns: NetNs) -
     close = next(e for e in events if e.kind == "close")
     assert warn.ts < close.ts, "the warning must come before the connect gives up"
     assert warn.sport == close.sport == res["sport"]
-    assert close.error == "ETIMEDOUT" and close.syn_retransmits == 1
+    assert close.error == "ETIMEDOUT" and close.syn_retransmits >= 1
     assert close.netns == netns.inode and warn.netns == netns.inode
     assert close.comm.startswith("python")
 
@@ -165,9 +165,15 @@ def test_unreachable(collector: Collector, netns: NetNs) -> None:
     _drop_rule(netns, "tcp dport 7778 tcp flags syn reject with icmpx host-unreachable")
     res = _connect_in(netns, "127.0.0.1", 7778, syncnt=2)
     assert res["error"] == "EHOSTUNREACH"
-    events = collector.wait_for(lambda e: e.pid == res["pid"] and e.dport == 7778)
-    assert [e.outcome for e in events] == ["unreachable"]
-    assert events[0].netns == netns.inode
+    events = collector.wait_for(
+        lambda e: e.pid == res["pid"] and e.dport == 7778 and e.kind == "close")
+    events = collector.settle(lambda e: e.pid == res["pid"] and e.dport == 7778)
+    # The ICMP error is soft in SYN_SENT: the kernel retries (so an early syn_retransmit
+    # warning may come first), then reports it; exactly one close record, no local_error.
+    closes = [e for e in events if e.kind != "syn_retransmit"]
+    assert [(e.kind, e.outcome, e.error) for e in closes] == [
+        ("close", "unreachable", "EHOSTUNREACH")]
+    assert closes[0].netns == netns.inode
 
 
 def test_local_error_no_route(collector: Collector, netns: NetNs) -> None:

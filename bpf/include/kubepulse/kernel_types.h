@@ -43,6 +43,9 @@ enum {
 	BPF_EXIST = 2,
 };
 enum {
+	BPF_F_NO_COMMON_LRU = 2, /* per-CPU LRU lists: no global lock on the hot path */
+};
+enum {
 	BPF_RB_NO_WAKEUP = 1,
 	BPF_RB_FORCE_WAKEUP = 2,
 };

@@ -275,7 +275,7 @@ def _scenarios_run(args: argparse.Namespace) -> int:
     report = scenarios.run(
         s, out, agent_cmd=args.agent_cmd, cidr=args.cidr, state_dir=args.state_dir,
         keep_lab=args.keep_lab,
-        progress=lambda msg: con.print(f"[{time.monotonic() - t0:6.0f}s] {msg}"),
+        progress=lambda msg: con.print(f"[{time.monotonic() - t0:6.0f}s] {msg}", markup=False),
     )
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
@@ -304,7 +304,11 @@ def _scenarios_score(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from kubepulse.lab import demo
 
+    def _interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C does
     con = _console()
     return demo.run(agent_cmd=args.agent_cmd, out_dir=args.out, rounds=args.rounds,
                     fault_s=args.fault_seconds, gap_s=args.gap_seconds,
-                    state_dir=args.state_dir, say=lambda m: con.print(m, highlight=False))
+                    state_dir=args.state_dir, say=lambda m: con.print(m, highlight=False, markup=False))

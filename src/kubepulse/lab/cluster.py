@@ -13,7 +13,7 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,6 @@ class Lab:
     plan: Plan
     created_at: str = ""
     traffic_seconds: float = DEFAULT_TRAFFIC_SECONDS
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def inventory_path(self) -> Path:

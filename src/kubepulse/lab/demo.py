@@ -81,11 +81,11 @@ def run(
             for fault in labels.FAULT_TYPES:
                 target, source = faults.DEFAULT_TARGETS[fault][r % 2]
                 expected = labels.FAULT_ALERTS[fault][0]
+                active = faults.start(lab, fault, target, source, max_seconds=fault_s + 30)
                 say(f"[round {r + 1}/{rounds}] {fault} on {target}"
                     + (f" from {source}" if source else "")
                     + f" for {fault_s:.0f} s: {faults.DESCRIPTIONS[fault]} "
                     f"(expect a {expected} alert)")
-                active = faults.start(lab, fault, target, source, max_seconds=fault_s + 30)
                 time.sleep(fault_s)
                 active.stop(labels_path)
                 active = None

@@ -26,6 +26,7 @@ Where each fault lives (tables are ``kubepulse_lab_<id>``, in the named lab netn
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -38,6 +39,8 @@ from kubepulse.lab import labels, procs, sh, topology
 from kubepulse.lab.cluster import SERVER_MAX_CONNS, Lab
 from kubepulse.lab.labels import GroundTruth, Selector
 from kubepulse.lab.topology import NodePlan, PodPlan
+
+log = logging.getLogger(__name__)
 
 DNS_PROXY_PORT = 5354
 DEFAULT_MAX_SECONDS = 600.0
@@ -173,6 +176,7 @@ def start(
     max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> ActiveFault:
     """Apply ``fault`` now. ``target``/``source`` default to the first of DEFAULT_TARGETS."""
+    sh.require_root("kubepulse lab fault")
     if fault not in labels.FAULT_ALERTS:
         raise ConfigError(f"unknown fault {fault!r}; choose one of {', '.join(labels.FAULT_TYPES)}.")
     if target is None:
@@ -259,12 +263,16 @@ def _set_mode(control: Path, mode: str) -> None:
 
 
 def _undo(lab: Lab, record: dict[str, Any]) -> None:
+    """Undo every change of one fault; a step that fails is logged and the rest still run."""
     for netns, table in reversed(record.get("tables", [])):
         sh.nft_delete_table("inet", table, netns=netns)
     for control in record.get("controls", []):
         path = Path(control)
         if path.parent.exists():
-            _set_mode(path, "normal")
+            try:
+                _set_mode(path, "normal")
+            except KubepulseError as exc:
+                log.warning("undoing fault %s: %s", record.get("id"), exc)
     for name in record.get("procs", []):
         procs.stop_one(lab.state_dir, name)
 

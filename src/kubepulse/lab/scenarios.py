@@ -276,8 +276,10 @@ def render(report: dict[str, Any]) -> Any:
     agent = report["agent"]
     if not agent["running_at_end"]:
         why = agent["error"] or f"exited with code {agent['returncode']}"
+        last = (agent.get("log_tail") or [""])[-1]
         lines.append(Text(f"the agent was NOT running ({why}); scores count only the alerts "
-                          f"it wrote. Its log: {agent['log']}", style="bold red"))
+                          f"it wrote. Its log: {agent['log']}" + (f" ends: {last}" if last else ""),
+                          style="bold red"))
     lines.append(Text(f"ground truth {report['files']['labels']}; alerts "
                       f"{report['files']['alerts']}"))
     return Group(table, *lines)

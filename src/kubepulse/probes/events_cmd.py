@@ -113,7 +113,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     cfg = TcpConnConfig(ring_bytes=args.ring_kib * 1024)
     totals: dict[str, int] = {}
-    shown = 0
+    shown = received = 0
     try:
         with TcpConnProbe(cfg) as probe:
             took = probe.start()
@@ -130,6 +130,28 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             if not args.json and not args.summary:
                 print(HEADER, file=out, flush=True)
             deadline = time.monotonic() + args.duration if args.duration else None
+
+            def handle(raw: np.ndarray) -> None:
+                nonlocal shown, received
+                received += len(raw)
+                batch = flt(raw)
+                if not batch.size:
+                    return
+                for k, v in outcome_counts(batch, probe.enums).items():
+                    totals[k] = totals.get(k, 0) + v
+                syn = int((batch["kind"] == flt.kinds_code_syn).sum())
+                if syn:
+                    totals["syn_retransmit"] = totals.get("syn_retransmit", 0) + syn
+                if args.summary:
+                    return
+                events = to_events(batch, probe.enums, probe._wall_offset)
+                if args.json:
+                    out.write("".join(json.dumps(e.to_dict()) + "\n" for e in events))
+                else:
+                    out.write("".join(format_row(e) + "\n" for e in events))
+                out.flush()
+                shown += len(events)
+
             while not stop:
                 timeout = cfg.poll_interval_s
                 if deadline is not None:
@@ -138,35 +160,25 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                         break
                     timeout = min(timeout, left)
                 probe.wait(timeout)
-                batch = flt(probe.read())
-                if not batch.size:
-                    continue
-                for k, v in outcome_counts(batch, probe.enums).items():
-                    totals[k] = totals.get(k, 0) + v
-                syn = int((batch["kind"] == flt.kinds_code_syn).sum())
-                if syn:
-                    totals["syn_retransmit"] = totals.get("syn_retransmit", 0) + syn
-                if args.summary:
-                    continue
-                events = to_events(batch, probe.enums, probe._wall_offset)
-                if args.json:
-                    out.write("".join(json.dumps(e.to_dict()) + "\n" for e in events))
-                else:
-                    out.write("".join(format_row(e) + "\n" for e in events))
-                out.flush()
-                shown += len(events)
-            # Whatever the kernel queued before we stopped is still reported.
+                handle(probe.read())
+            # Detach first, then report whatever the kernel queued before that: every
+            # submitted record is either shown (or filtered) or counted as lost.
+            probe.stop()
+            while (batch := probe.read()).size:
+                handle(batch)
             counters = probe.counters()
     finally:
         for s, h in old.items():
             signal.signal(s, h)
     lost = counters.get("ringbuf_full", 0)
+    lost_user = max(0, counters.get("records", 0) - received)
     if args.summary:
-        summary = {"outcomes": totals, "lost_kernel": lost, "counters": counters}
+        summary = {"outcomes": totals, "received": received, "lost_kernel": lost,
+                   "lost_user": lost_user, "counters": counters}
         print(json.dumps(summary), file=out, flush=True)
     print(f"kubepulse: {sum(totals.values())} records "
           f"({', '.join(f'{k} {v}' for k, v in sorted(totals.items())) or 'none'}); "
-          f"{lost} lost in the kernel", file=sys.stderr)
+          f"{lost} lost in the kernel, {lost_user} in user space", file=sys.stderr)
     return 0
 
 

@@ -181,6 +181,10 @@ class TcpConnProbe:
         return {TRACEPOINTS.get(p.name, p.name): p.name in self.obj.links
                 for p in self.obj.programs()}
 
+    def stop(self) -> None:
+        """Detach every program; what is already queued can still be read."""
+        self.obj.detach_all()
+
     def wait(self, timeout_s: float | None = None) -> bool:
         assert self.reader is not None, "start() first"
         return self.reader.wait(self.config.poll_interval_s if timeout_s is None else timeout_s)
