@@ -158,6 +158,18 @@ def test_an_alert_with_no_agreeing_label_matches_nothing() -> None:
     assert scorer.score(truth, [a])["overall"]["false_positives"] == 1
 
 
+def test_a_dns_alert_names_its_resolver_by_address() -> None:
+    truth = [labels.make("x", "dns_servfail", Selector(), Selector(namespace="kube-system",
+                         workload="kube-dns"), T0, T0 + 10)]
+    a = scorer.parse_alert(json.loads(alert("e", "dns_errors", 3, src_pod="frontend-0",
+                                            dns_server="10.244.2.10")))
+    r = scorer.score(truth, [a], inventory=inventory.parse(INVENTORY))
+    assert r["faults"][0]["ttd_s"] == 3.0
+    other = scorer.parse_alert(json.loads(alert("e", "dns_errors", 3, dns_server="10.9.9.9")))
+    assert scorer.score(truth, [other], inventory=inventory.parse(INVENTORY))[
+        "overall"]["detected"] == 0
+
+
 def test_percentile_is_linear_between_ranks() -> None:
     assert scorer.percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.5
     assert scorer.percentile([1.0, 2.0, 3.0, 4.0], 95) == 3.85

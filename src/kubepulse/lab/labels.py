@@ -14,23 +14,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kubepulse.errors import ConfigError
+from kubepulse.model import ALERT_TYPES as _MODEL_ALERT_TYPES
 
-# The alert types the agent may emit. Fixed names: the scorer, the detectors and docs use them.
-ALERT_TYPES: tuple[str, ...] = (
-    "connection_refused",
-    "connection_timeout",
-    "connection_reset",
-    "packet_loss",
-    "packet_drop",
-    "policy_denied",
-    "dns_latency",
-    "dns_errors",
-    "dns_timeout",
-    "connection_flood",
-    "conn_pool_exhaustion",
-    "listen_overflow",
-    "network_partition",
-)
+# The alert types the agent may emit are fixed names, defined once in kubepulse.model.
+ALERT_TYPES = _MODEL_ALERT_TYPES
 
 # fault type -> (the alert it must cause, the other alert types it may also cause)
 FAULT_ALERTS: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -96,8 +96,8 @@ def _side(labels: dict[str, str], side: str, inv: Inventory | None) -> dict[str,
         cands = [p for p in inv.pods if p.name == out["pod"]
                  and out.get("namespace", p.namespace) == p.namespace]
         pod = cands[0] if len(cands) == 1 else None
-    elif labels.get(f"{side}_ip"):
-        pod = inv.pod_by_ip().get(labels[f"{side}_ip"])
+    elif _address(labels, side):
+        pod = inv.pod_by_ip().get(_address(labels, side))
         if pod is not None:
             out["pod"] = pod.name
     if pod is not None:
@@ -107,6 +107,15 @@ def _side(labels: dict[str, str], side: str, inv: Inventory | None) -> dict[str,
         if pod.node:
             out.setdefault("node", pod.node)
     return out
+
+
+def _address(labels: dict[str, str], side: str) -> str:
+    """The side's IP when the alert gives one: ``<side>_ip``, ``<side>_address``, or for the
+    destination of a DNS alert the first ``dns_server``."""
+    found = labels.get(f"{side}_ip") or labels.get(f"{side}_address")
+    if not found and side == "dst":
+        found = labels.get("dns_server", "").split(",")[0].strip()
+    return found or ""
 
 
 def _fit(sel: Selector, known: dict[str, str]) -> tuple[bool, int]:
