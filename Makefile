@@ -10,16 +10,15 @@ setup:
 setup-test:
 	scripts/setup.sh --test
 
-# The main job, from a fresh machine.
+# The main job, from a fresh machine: a lab cluster, the agent, rotating faults, live alerts.
 demo: setup
-	$(VENV)/bin/kubepulse events
+	$(VENV)/bin/kubepulse demo
 
-# Every test CI runs, from a fresh machine: lint, types, unit, live kernel.
-# The lab suite (tests/lab) is still being brought up and runs separately: `make test-lab`.
+# Every test CI runs, from a fresh machine: lint, types, unit, live kernel, lab.
 test: setup-test
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
-	$(PY) -m pytest -q -m "not lab and not soak"
+	$(PY) -m pytest -q
 
 test-lab: setup-test
 	$(PY) -m pytest -q -m lab

@@ -21,6 +21,7 @@ examples:
   kubepulse events                         stream every TCP connection, classified
   kubepulse events --outcome refused,timeout --duration 30
   kubepulse events --json | jq .           JSON Lines for scripts
+  kubepulse run --inventory inv.json       the node agent: detect, alert
   kubepulse lab up && kubepulse lab status a two-node lab cluster of netns pods
 
 Run 'kubepulse COMMAND --help' for the options of one command.
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor_cmd.register(sub)
     events_cmd.register(sub)
-    for name in ("kubepulse.lab.cli",):
+    for name in ("kubepulse.agent.run_cmd", "kubepulse.lab.cli"):
         module = _optional(name)
         if module is not None:
             module.register(sub)

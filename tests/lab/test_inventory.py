@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from kubepulse.enrich import inventory
 from kubepulse.errors import ConfigError
-from kubepulse.lab import cluster, inventory
+from kubepulse.lab import cluster
 
 pytestmark = pytest.mark.lab
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from kubepulse.enrich import inventory
 from kubepulse.errors import ConfigError
-from kubepulse.lab import cluster, inventory, procs
+from kubepulse.lab import cluster, procs
 
 from .conftest import lab_leftovers
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from kubepulse.enrich import inventory
 from kubepulse.errors import ConfigError
-from kubepulse.lab import inventory, labels, scorer
+from kubepulse.lab import labels, scorer
 from kubepulse.lab.labels import Selector, rfc3339
 
 pytestmark = pytest.mark.lab

@@ -132,4 +132,118 @@ struct kp_tcp_config {
 	__u32 pad;
 };
 
+/* ---- dns: one record per DNS query (bpf/dns.bpf.c) ---------------------------------------- */
+
+#define KP_DNS_NAME_LEN 256 /* the longest legal name in wire format is 255 bytes */
+
+enum kp_dns_kind {
+	KP_DNS_KIND_ANSWER = 1,  /* a response matched its query */
+	KP_DNS_KIND_TIMEOUT = 2, /* no response before the deadline (made by user space's sweep) */
+};
+
+enum kp_dns_flag {
+	KP_DNS_FLAG_TCP = 1,       /* DNS over TCP (the message after the 2-byte length) */
+	KP_DNS_FLAG_TRUNCATED = 2, /* the answer had TC set: the client will retry over TCP */
+};
+
+/* Per-CPU counters (index into the kp_dns_counters map). */
+enum kp_dns_counter {
+	KP_DNS_COUNTER_RINGBUF_FULL = 0, /* records lost in the kernel: ring buffer reserve failed */
+	KP_DNS_COUNTER_QUERIES = 1,      /* well-formed queries seen leaving a socket */
+	KP_DNS_COUNTER_ANSWERS = 2,      /* responses matched to a pending query */
+	KP_DNS_COUNTER_MALFORMED = 3,    /* port-53 packets that are not valid DNS: skipped */
+	KP_DNS_COUNTER_UNMATCHED = 4,    /* responses with no pending query (late, or evicted) */
+	KP_DNS_COUNTER_RETRIES = 5,      /* a query whose key was already pending (resend) */
+	KP_DNS_COUNTER_NOT_QUERY = 6,    /* opcode other than QUERY (NOTIFY, UPDATE): ignored */
+	KP_DNS_COUNTER_RECORDS = 7,      /* records submitted to the ring buffer */
+	KP_DNS_COUNTER_MAX = 8,
+};
+
+/* One record per query. Answers come from the kernel; timeouts are built by user space from
+ * the same struct, taken out of kp_dns_pending once the deadline passed. Fixed size, so a
+ * batch in the ring buffer is a strided array. */
+struct kp_dns_event {
+	__u64 ts_ns;       /* CLOCK_MONOTONIC: the answer, or when the timeout was declared */
+	__u64 query_ts_ns; /* the query left the client's socket */
+	__u64 latency_ns;  /* answer - query; 0 for timeouts */
+	__u64 cgroup_id;   /* cgroup v2 id of the client's socket */
+	__u64 sock_cookie; /* the client socket (unique across network namespaces) */
+	__u32 netns_ino;   /* network namespace of the process that sent the query */
+	__u32 tgid;        /* that process (0 if sent from softirq, e.g. a TCP retransmit) */
+	__u16 client_port; /* host byte order */
+	__u16 server_port;
+	__u16 txid;
+	__u16 qtype;
+	__u16 qclass;
+	__u16 name_len;    /* bytes of qname used, wire format, including the root label */
+	__u8 family;       /* 4 or 6 */
+	__u8 kind;         /* enum kp_dns_kind */
+	__u8 rcode;        /* header RCODE of the answer (0 for timeouts) */
+	__u8 flags;        /* enum kp_dns_flag bits */
+	__u16 answers;     /* ANCOUNT of the answer */
+	__u16 pad;
+	__u8 client_addr[16]; /* IPv4 in the first 4 bytes */
+	__u8 server_addr[16];
+	char comm[KP_COMM_LEN];
+	__u8 qname[KP_DNS_NAME_LEN]; /* wire format, validated by the kernel, zero after name_len */
+	__u32 reserved;
+};
+
+/* What matches a response to its query: the socket (hence the network namespace and the
+ * client address and port), the server, and the transaction id. */
+struct kp_dns_key {
+	__u64 sock_cookie;
+	__u8 server_addr[16];
+	__u16 server_port;
+	__u16 client_port;
+	__u16 txid;
+	__u16 pad;
+};
+
+struct kp_dns_btf_anchor {
+	enum kp_dns_kind kind;
+	enum kp_dns_flag flag;
+	enum kp_dns_counter counter;
+};
+
+/* ---- drops: kernel packet drops, counted in the kernel (bpf/drops.bpf.c) ------------------- */
+
+enum kp_drop_counter {
+	KP_DROP_COUNTER_DROPS = 0,     /* every skb:kfree_skb hit */
+	KP_DROP_COUNTER_NEW_KEYS = 1,  /* entries created in kp_drops (LRU churn shows here) */
+	KP_DROP_COUNTER_NO_HEADER = 2, /* drops without a readable IPv4/IPv6 header */
+	KP_DROP_COUNTER_MAX = 3,
+};
+
+/* Aggregation key. Addresses and ports are zero where the headers do not allow them. */
+struct kp_drop_key {
+	__u32 netns_ino; /* the device's namespace, else the socket's; 0 if neither */
+	__u32 reason;    /* enum skb_drop_reason of the running kernel (names from its BTF) */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;     /* host byte order; TCP and UDP only */
+	__u16 dport;
+	__u16 ethertype; /* skb->protocol, host byte order */
+	__u8 family;     /* 4, 6, or 0 */
+	__u8 protocol;   /* IP protocol (6 TCP, 17 UDP, 1 ICMP, ...) */
+};
+
+/* Cumulative per key: user space diffs successive snapshots. */
+struct kp_drop_value {
+	__u64 packets;
+	__u64 bytes;
+	__u64 first_ns;
+	__u64 last_ns;
+};
+
+struct kp_drop_btf_anchor {
+	enum kp_drop_counter counter;
+};
+
+/* Read-only config of dns.bpf.c, set by the loader before load. */
+struct kp_dns_config {
+	__u32 wakeup_bytes; /* wake the reader only once this much is queued (it also polls) */
+	__u32 pad;
+};
+
 #endif

@@ -260,4 +260,69 @@ struct kp_sockaddr_in6 {
 	__u8 sin6_addr[16];
 };
 
+/* ---- dns.bpf.c and drops.bpf.c --------------------------------------------------------- */
+
+#define IPPROTO_UDP 17
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+
+/* The cgroup_skb context (include/uapi/linux/bpf.h). UAPI, not a kernel type: the verifier
+ * rewrites these accesses by offset, so this prefix must match the UAPI layout exactly and is
+ * not relocated (no preserve_access_index). Only the leading fields we read are declared. */
+struct __sk_buff {
+	__u32 len;
+	__u32 pkt_type;
+	__u32 mark;
+	__u32 queue_mapping;
+	__u32 protocol;
+};
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct net_device {
+	possible_net_t nd_net;
+};
+
+struct sk_buff {
+	unsigned int len;
+	__u16 transport_header;
+	__u16 network_header;
+	__be16 protocol;
+	unsigned char *head;
+	struct net_device *dev;
+	struct sock *sk;
+};
+
+struct nsproxy {
+	struct net *net_ns;
+};
+
+/* The task fields dns.bpf.c reads; a flavour (the ___kp suffix is ignored by CO-RE
+ * matching) because struct task_struct above is shared and append-only. */
+struct task_struct___kp {
+	int tgid;
+	char comm[16];
+	struct nsproxy *nsproxy;
+};
+
+/* CO-RE matches an enum field only against an enum of the same essential name (libbpf's
+ * bpf_core_fields_are_compat), hence this flavour. Its values are deliberately not declared:
+ * user space reads the names from the running kernel's BTF. */
+enum skb_drop_reason___kp {
+	KP_SKB_DROP_REASON_UNKNOWN = 0,
+};
+
+/* skb:kfree_skb. `reason` since 5.17 (commit c504e5c2f964), `rx_sk` since 6.11 (commit
+ * c53795d48ee8); both read with CO-RE, rx_sk only where it exists. */
+struct trace_event_raw_kfree_skb {
+	struct trace_entry ent;
+	void *skbaddr;
+	void *location;
+	void *rx_sk;
+	unsigned short protocol;
+	enum skb_drop_reason___kp reason;
+};
+
+#pragma clang attribute pop
+
 #endif

@@ -120,9 +120,28 @@ class AlertsConfig(BaseModel):
     webhook: WebhookConfig = WebhookConfig()
 
 
+class AgentConfig(BaseModel):
+    """How the agent reads the kernel: tick length and kernel buffer sizes."""
+
+    model_config = _STRICT
+    tick_seconds: float = Field(default=0.5, gt=0.0, le=10.0,
+                                description="how often samples are built and judged")
+    ring_buffer_kib: int = Field(default=8192, ge=4,
+                                 description="connection-record ring buffer, a power of two")
+    max_sockets: int = Field(default=131072, ge=1024,
+                             description="live sockets tracked in the kernel (LRU beyond)")
+
+    @model_validator(mode="after")
+    def _power_of_two(self) -> AgentConfig:
+        if self.ring_buffer_kib & (self.ring_buffer_kib - 1):
+            raise ValueError(f"ring_buffer_kib {self.ring_buffer_kib} is not a power of two")
+        return self
+
+
 class KubepulseConfig(BaseModel):
     model_config = _STRICT
 
+    agent: AgentConfig = AgentConfig()
     tracking: TrackingConfig = TrackingConfig()
     detectors: DetectorsConfig = DetectorsConfig()
     alerts: AlertsConfig = AlertsConfig()

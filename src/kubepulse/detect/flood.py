@@ -34,8 +34,12 @@ class FloodDetector(SourceDetector[FloodConfig]):
         warm = base.warm(cfg.baseline)
         floor = cfg.min_per_second if warm else cfg.cold_min_per_second
         bad = rate >= floor and rate > base.threshold(cfg.baseline)
+        # A burst ramps up over the sliding window: its first ticks are below the bar but
+        # must not be learned either, or the baseline chases the flood (mean and variance
+        # both jump) and never fires. Only values near the usual rate teach the baseline.
+        suspicious = warm and rate > max(2.0 * base.mean, base.mean + 3.0 * base.std)
         if window.full(now, cfg.window_seconds):
-            learn(rate, bad, base, cfg.baseline)
+            learn(rate, bad or suspicious, base, cfg.baseline)
         if not bad:
             return
         peers = window.peers_in(now, cfg.window_seconds)

@@ -20,7 +20,9 @@ from .window import EdgeTable, EdgeTotals
 
 
 class PartitionConfig(DetectorConfig):
-    window_seconds: float = Field(default=5.0, gt=0.0)
+    # Short: one successful connect before the cut marks an edge healthy for the whole
+    # window, so the window length is the floor on time to detect.
+    window_seconds: float = Field(default=2.5, gt=0.0)
     min_failing_edges: int = Field(default=2, ge=1, description="failing edges between the pair")
     min_unanswered: int = Field(default=4, ge=1, description="failed connects/segments across the pair")
     min_healthy_edges: int = Field(default=1, ge=0, description="healthy edges elsewhere, at least")

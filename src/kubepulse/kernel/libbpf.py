@@ -134,6 +134,10 @@ class _Lib:
         _sig(lib, "btf__type_by_id", ctypes.POINTER(_BtfType), _P, c_uint32)
         _sig(lib, "btf__name_by_offset", c_char_p, _P, c_uint32)
         _sig(lib, "btf__resolve_size", ctypes.c_int64, _P, c_uint32)
+        # Added for the dns and drops probes.
+        _sig(lib, "btf__load_vmlinux_btf", _P)
+        _sig(lib, "bpf_map_delete_elem", c_int, c_int, _P)
+        _sig(lib, "bpf_program__attach_cgroup", _P, _P, c_int)
         # libbpf's log goes to Python logging; the tail is kept for error messages.
         self.log_tail: collections.deque[str] = collections.deque(maxlen=40)
         self._print_cb = _PRINT_FN(self._on_print)
@@ -232,6 +236,19 @@ class Btf:
         h = lib.btf__parse_elf(str(path).encode(), None)
         if not h:
             raise _fail(f"cannot read BTF from {path}", _errno(), with_log=False)
+        return cls(h, owned=True)
+
+    @classmethod
+    def from_vmlinux(cls) -> Btf:
+        """The running kernel's own BTF (/sys/kernel/btf/vmlinux): its enums, e.g.
+        ``enum skb_drop_reason``. Needs no privilege, only a kernel built with BTF."""
+        lib = libbpf()
+        lib.log_tail.clear()
+        ctypes.set_errno(0)
+        h = lib.lib.btf__load_vmlinux_btf()
+        if not h:
+            raise _fail("cannot read the kernel's BTF (/sys/kernel/btf/vmlinux); this kernel "
+                        "needs CONFIG_DEBUG_INFO_BTF=y", _errno())
         return cls(h, owned=True)
 
     def close(self) -> None:
@@ -354,6 +371,16 @@ class Map:
                 return None
             raise _fail(f"lookup in map {self.name} failed", -rc, with_log=False)
         return vbuf.raw
+
+    def delete(self, key: bytes) -> bool:
+        """Delete one key; False if it was not there (someone else took it first)."""
+        kbuf = ctypes.create_string_buffer(key, len(key))
+        rc = int(libbpf().lib.bpf_map_delete_elem(self.fd, kbuf))
+        if rc < 0:
+            if -rc == errno_mod.ENOENT:
+                return False
+            raise _fail(f"delete in map {self.name} failed", -rc, with_log=False)
+        return True
 
     def lookup_batch(self, chunk: int = 4096) -> tuple[bytes, bytes, int]:
         """All (keys, values, count) as packed bytes, through BPF_MAP_LOOKUP_BATCH.
@@ -504,6 +531,28 @@ class BpfObject:
             raise _fail(f"attaching {program.name} to {program.attach_point} failed", _errno())
         self.links[program.name] = link
 
+    def attach_cgroup(self, program: Program, cgroup_dir: str | Path) -> None:
+        """Attach a cgroup program (cgroup_skb, ...) to a cgroup v2 directory through a BPF
+        link: it runs next to any other program there (links are multi-attach) and goes
+        away with the link."""
+        lib = libbpf()
+        lib.log_tail.clear()
+        try:
+            fd = os.open(str(cgroup_dir), os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise KernelError(f"attaching {program.name}: cannot open the cgroup {cgroup_dir}:"
+                              f" {exc.strerror}. Fix: mount cgroup v2 (see `kubepulse "
+                              "doctor`).") from exc
+        try:
+            ctypes.set_errno(0)
+            link = lib.lib.bpf_program__attach_cgroup(program.handle, fd)
+            if not link:
+                raise _fail(f"attaching {program.name} ({program.section}) to the cgroup "
+                            f"{cgroup_dir} failed", _errno())
+        finally:
+            os.close(fd)  # the link holds its own reference to the cgroup
+        self.links[program.name] = link
+
     def attach_all(self, *, required: set[str] | None = None) -> None:
         """Attach every program. A failure of a required one raises; others are recorded in
         ``attach_errors`` (exported as attach status, so "no alert" is never "blind")."""
@@ -530,6 +579,22 @@ class BpfObject:
         if self._obj:
             libbpf().lib.bpf_object__close(self._obj)
             self._obj = None
+
+
+def cgroup2_mount(mounts: str = "/proc/mounts") -> Path:
+    """Where cgroup v2 is mounted: /sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified
+    on a hybrid one. Read from the mount table, never assumed."""
+    try:
+        with open(mounts) as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] == "cgroup2":
+                    return Path(parts[1].replace("\\040", " "))
+    except OSError as exc:
+        raise KernelError(f"cannot read {mounts}: {exc.strerror}") from exc
+    raise KernelError("cgroup v2 is not mounted, so the DNS probe has nowhere to attach. "
+                      "Fix: `mount -t cgroup2 none /sys/fs/cgroup/unified` (or boot with "
+                      "systemd.unified_cgroup_hierarchy=1).")
 
 
 def probe_bpf_syscall() -> str | None:

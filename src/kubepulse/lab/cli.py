@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubepulse.lab import cluster, labels, topology
+from kubepulse.lab import cluster, labels, scenarios, topology
 
 _RAW = argparse.RawDescriptionHelpFormatter
 
@@ -145,8 +145,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path,
                    help="directory for labels, alerts, agent log and report "
                         "(default: artifacts/scenarios/SUITE-TIME)")
-    p.add_argument("--agent-cmd", default="kubepulse run --inventory {inventory} "
-                   "--alerts-jsonl {alerts}", help="the agent to test (default: %(default)s)")
+    p.add_argument("--agent-cmd", default=scenarios.DEFAULT_AGENT_CMD,
+                   help="the agent to test; {inventory}, {alerts} and {state} are filled in "
+                        "(default: %(default)s)")
     p.add_argument("--keep-lab", action="store_true", help="leave the lab up afterwards")
     p.add_argument("--fault-seconds", type=float, help="override the suite's fault length")
     p.add_argument("--gap-seconds", type=float, help="override the healthy gap between faults")
@@ -169,8 +170,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("demo", help="the lab, the agent and rotating faults, live",
                               description="A live demo of kubepulse on a lab cluster.",
                               epilog=DEMO_EPILOG, formatter_class=_RAW)
-    p.add_argument("--agent-cmd", default="kubepulse run --inventory {inventory} "
-                   "--alerts-jsonl {alerts}", help="the agent (default: %(default)s)")
+    p.add_argument("--agent-cmd", default=scenarios.DEFAULT_AGENT_CMD,
+                   help="the agent (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of all faults (default 3)")
     p.add_argument("--fault-seconds", type=float, default=20.0)
     p.add_argument("--gap-seconds", type=float, default=10.0)
@@ -286,7 +287,8 @@ def _scenarios_run(args: argparse.Namespace) -> int:
 
 
 def _scenarios_score(args: argparse.Namespace) -> int:
-    from kubepulse.lab import inventory, scenarios, scorer
+    from kubepulse.enrich import inventory
+    from kubepulse.lab import scenarios, scorer
 
     truth = labels.load(args.labels)
     alerts, problems = scorer.load_alerts(args.alerts)

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kubepulse.enrich.inventory import Host, Inventory, Node, Pod, Service, ServicePort
 from kubepulse.errors import ConfigError, KubepulseError
 from kubepulse.lab import procs, sh, topology
-from kubepulse.lab.inventory import Host, Inventory, Node, Pod, Service, ServicePort
 from kubepulse.lab.programs.common import dns_lookup
 from kubepulse.lab.topology import PREFIX, Plan, PodPlan
 
@@ -55,7 +55,7 @@ class Lab:
         return self.pod_dir(pod) / "mode"
 
     def inventory(self) -> Inventory:
-        from kubepulse.lab import inventory
+        from kubepulse.enrich import inventory
 
         return inventory.load(self.inventory_path)
 

@@ -35,8 +35,9 @@ FAULT_ALERTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "pool_exhaustion": ("conn_pool_exhaustion", ("connection_timeout", "listen_overflow",
                                                  "connection_flood")),
     "listen_overflow": ("listen_overflow", ("connection_timeout", "packet_drop")),
+    # A partition is total loss between two nodes: live connections retransmit into it.
     "partition": ("network_partition", ("connection_timeout", "packet_drop", "dns_timeout",
-                                        "connection_reset")),
+                                        "connection_reset", "packet_loss")),
 }
 FAULT_TYPES: tuple[str, ...] = tuple(FAULT_ALERTS)
 

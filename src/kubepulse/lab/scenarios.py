@@ -25,7 +25,8 @@ from kubepulse.errors import ConfigError
 from kubepulse.lab import cluster, faults, labels, procs, scorer, topology
 from kubepulse.lab.labels import rfc3339
 
-DEFAULT_AGENT_CMD = "kubepulse run --inventory {inventory} --alerts-jsonl {alerts}"
+DEFAULT_AGENT_CMD = ("kubepulse run --inventory {inventory} --alerts-jsonl {alerts} "
+                     "--state-dir {state} --quiet")
 AGENT_START_CHECK_S = 3.0
 
 
@@ -135,8 +136,10 @@ class Agent:
 
 
 def agent_argv(command: str, inventory: Path, alerts: Path) -> list[str]:
+    state = alerts.parent / "agent-state"  # fresh per run: no alert restored from another
     argv = shlex.split(command.format(inventory=shlex.quote(str(inventory)),
-                                      alerts=shlex.quote(str(alerts))))
+                                      alerts=shlex.quote(str(alerts)),
+                                      state=shlex.quote(str(state))))
     if argv and argv[0] == "kubepulse" and shutil.which("kubepulse") is None:
         argv = [sys.executable, "-m", "kubepulse.cli", *argv[1:]]
     return argv
@@ -214,7 +217,7 @@ def run(
     if lab.inventory_path.exists():
         shutil.copyfile(lab.inventory_path, report_inv)
     if report_inv.exists():
-        from kubepulse.lab import inventory
+        from kubepulse.enrich import inventory
 
         inv = inventory.load(report_inv)
     result = scorer.score(truth, alerts, healthy, inv)

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubepulse.enrich.inventory import Inventory
 from kubepulse.errors import ConfigError
-from kubepulse.lab.inventory import Inventory
 from kubepulse.lab.labels import GroundTruth, Selector, parse_time
 
 SELECTOR_KEYS = ("namespace", "workload", "pod", "node", "service")

@@ -60,7 +60,8 @@ DEFAULT_WORKLOADS: tuple[WorkloadSpec, ...] = (
         2,
         "python",
         8080,
-        (Call("db", "shop", 5432, "pool"), Call("cache", "shop", 6379, "short")),
+        (Call("db", "shop", 5432, "pool"), Call("db", "shop", 5432, "short"),
+         Call("cache", "shop", 6379, "short")),
     ),
     WorkloadSpec(
         "frontend",

@@ -16,7 +16,13 @@ import numpy as np
 from kubepulse.errors import ConfigError
 from kubepulse.kernel.doctor import require_ready
 from kubepulse.model import KINDS, OUTCOMES, ConnEvent
-from kubepulse.probes.tcp_conn import TcpConnConfig, TcpConnProbe, outcome_counts, to_events
+from kubepulse.probes.tcp_conn import (
+    TcpConnConfig,
+    TcpConnProbe,
+    addr_str,
+    outcome_counts,
+    to_events,
+)
 
 EPILOG = """\
 examples:
@@ -25,6 +31,8 @@ examples:
   sudo kubepulse events --port 5432 --duration 60        one service for a minute
   sudo kubepulse events --netns 4026532296 --json        one pod's network namespace, JSONL
   sudo kubepulse events --summary --duration 10 >/dev/null   counts per outcome only
+  sudo kubepulse events --dns --json                     every DNS query: latency, rcode, timeouts
+  sudo kubepulse events --drops --duration 5             kernel drops by reason and tuple
 
 outcomes: established_closed (a normal close, not an anomaly), refused, timeout, unreachable,
 reset_sent, reset_received, local_error, aborted_other; plus the early warning syn_retransmit
@@ -102,8 +110,60 @@ class Filter:
     kinds_code_syn = 2  # replaced in run() from BTF
 
 
+def _stream(args: argparse.Namespace, out: TextIO) -> int:
+    """`--dns`: one line per query; `--drops`: the in-kernel drop counters, every second."""
+    from kubepulse.probes.dns import DnsProbe, dns_decode
+    from kubepulse.probes.drops import DropProbe, classify
+
+    stop = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stop
+        stop = True
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    deadline = time.monotonic() + args.duration if args.duration else None
+    try:
+        probe: DnsProbe | DropProbe = DnsProbe() if args.dns else DropProbe()
+        with probe:
+            probe.start()
+            print(f"kubepulse: watching {'DNS queries' if args.dns else 'kernel drops'}; "
+                  "Ctrl-C to stop", file=sys.stderr)
+            while not stop and (deadline is None or time.monotonic() < deadline):
+                if isinstance(probe, DnsProbe):
+                    probe.wait(0.1)
+                    for e in dns_decode(probe.read(), probe.enums, probe.wall_offset):
+                        if args.json:
+                            out.write(json.dumps(e.to_dict()) + "\n")
+                        else:
+                            lat = f"{e.latency_s * 1e3:.2f}" if e.latency_s is not None else "-"
+                            out.write(f"{e.netns:>10} {e.comm:<15.15} "
+                                      f"{_endpoint(e.server, e.server_port):<22} {e.qtype:<6} "
+                                      f"{e.rcode or e.kind:<9} {lat:>8} {e.qname}\n")
+                    out.flush()
+                    continue
+                time.sleep(1.0)
+                for r in probe.snapshot():
+                    reason = probe.reason_name(int(r["reason"]))
+                    row = {"netns": int(r["netns_ino"]), "reason": reason,
+                           "class": classify(reason), "protocol": int(r["protocol"]),
+                           "src": f"{addr_str(r['saddr'], int(r['family']))}:{int(r['sport'])}"
+                           if r["family"] else "", "dst":
+                           f"{addr_str(r['daddr'], int(r['family']))}:{int(r['dport'])}"
+                           if r["family"] else "", "packets": int(r["packets"])}
+                    out.write(json.dumps(row) + "\n")
+                out.flush()
+            print(f"kubepulse: counters {probe.counters()}", file=sys.stderr)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return 0
+
+
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     require_ready()
+    if getattr(args, "dns", False) or getattr(args, "drops", False):
+        return _stream(args, out)
     stop = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -202,6 +262,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="only these outcomes (see below)")
     p.add_argument("--summary", action="store_true",
                    help="print no records; at the end print counts per outcome as JSON")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--dns", action="store_true",
+                      help="DNS queries instead: one line per answer or timeout")
+    mode.add_argument("--drops", action="store_true",
+                      help="kernel packet drops instead: the in-kernel counters every second "
+                           "(JSON, cumulative)")
     p.add_argument("--ring-kib", type=int, default=8192, metavar="KIB",
                    help="ring buffer size in KiB, a power of two (default 8192)")
     p.set_defaults(func=run)

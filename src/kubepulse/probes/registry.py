@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kubepulse.probes import tcp_conn
+from kubepulse.probes import dns, drops, tcp_conn
 
 
 @dataclass(frozen=True)
@@ -16,4 +16,6 @@ class ProbeSpec:
 
 PROBES: tuple[ProbeSpec, ...] = (
     ProbeSpec(tcp_conn.NAME, tcp_conn.TRACEPOINTS, frozenset(tcp_conn.REQUIRED)),
+    ProbeSpec(dns.NAME, dns.TRACEPOINTS),  # cgroup_skb hooks, no tracepoint (see dns.ATTACH)
+    ProbeSpec(drops.NAME, drops.TRACEPOINTS),  # optional for the node: a warning, not a stop
 )

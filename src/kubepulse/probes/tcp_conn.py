@@ -205,8 +205,13 @@ class TcpConnProbe:
 
     def live_sockets(self) -> np.ndarray:
         """Every socket the kernel tracks right now (SOCK_DTYPE), via batch lookup."""
-        _, vals, n = self.obj.map("kp_socks").lookup_batch()
-        return np.frombuffer(vals, dtype=SOCK_DTYPE, count=n).copy()
+        return self.socket_snapshot()[1]
+
+    def socket_snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, sockets): the kernel's socket ids (u64) and their SOCK_DTYPE entries."""
+        keys, vals, n = self.obj.map("kp_socks").lookup_batch()
+        return (np.frombuffer(keys, dtype="<u8", count=n).copy(),
+                np.frombuffer(vals, dtype=SOCK_DTYPE, count=n).copy())
 
     def wall_time(self, ts_ns: np.ndarray | int) -> Any:
         return np.asarray(ts_ns) / 1e9 + self._wall_offset

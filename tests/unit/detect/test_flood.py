@@ -34,3 +34,16 @@ def test_flood_across_many_destinations_counts_per_source() -> None:
     found = of(Run().step(edges), T)
     assert len(found) == 1 and found[0].evidence["destinations"] == 10
     assert "dst_service" not in found[0].labels and CART.service == "cart"
+
+
+def test_a_flood_that_ramps_up_over_half_second_ticks_still_fires() -> None:
+    # Found on the lab: a 300/s burst over a 40/s baseline, seen through a 2 s sliding window
+    # on 0.5 s ticks, ramps 40 -> 105 -> 170 -> 235 -> 300/s. The ramp's first ticks are
+    # below the bar; if they were learned, mean and variance would chase the burst.
+    run = Run()
+    for _ in range(60):
+        assert of(run.step([healthy(n=20)], dt=0.5), T) == []  # 40/s
+    fired = []
+    for _ in range(8):
+        fired += of(run.step([healthy(n=150)], dt=0.5), T)  # 300/s
+    assert fired, "the ramp taught the baseline the flood"

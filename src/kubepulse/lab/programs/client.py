@@ -107,9 +107,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dns", required=True, help="kube-dns address")
     ap.add_argument("--call", action="append", default=[], help="NAME:PORT:pool|short")
-    ap.add_argument("--interval", type=float, default=1.0, help="seconds between requests")
+    ap.add_argument("--interval", type=float, default=0.1,
+                    help="seconds between requests of one worker")
+    ap.add_argument("--workers", type=int, default=4,
+                    help="concurrent workers per short-connection target (a real client "
+                         "library has a few requests in flight)")
     ap.add_argument("--max-seconds", type=float, default=4 * 3600.0)
-    ap.add_argument("--max-requests", type=int, default=200_000)
+    ap.add_argument("--max-requests", type=int, default=5_000_000)
     ap.add_argument("--ready")
     args = ap.parse_args()
     client = Client(args.dns, args.interval, args.max_seconds, args.max_requests)
@@ -129,7 +133,8 @@ def main() -> None:
     threads = [threading.Thread(target=client.resolver, args=(names,), daemon=True)]
     for name, port, pattern in calls:
         target = client.pool if pattern == "pool" else client.short
-        threads.append(threading.Thread(target=target, args=(name, port), daemon=True))
+        for _ in range(1 if pattern == "pool" else max(1, args.workers)):
+            threads.append(threading.Thread(target=target, args=(name, port), daemon=True))
     for t in threads:
         t.start()
     touch(args.ready)

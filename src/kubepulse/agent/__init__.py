@@ -1,0 +1,1 @@
+"""kubepulse.agent: the node agent (`kubepulse run`), wiring every layer together."""
