@@ -256,6 +256,16 @@ def dns_samples(batch: np.ndarray, resolver: Resolver, scope: Scope, timeout_kin
     return out
 
 
+# Drop reasons that are a socket's own bookkeeping, not the network losing packets: data
+# discarded when a socket is closed, packets for sockets already gone (the refused and reset
+# detectors read those from the connection records). Counted, never judged.
+BENIGN_DROP_REASONS = frozenset({"QUEUE_PURGE", "SOCKET_CLOSE", "TCP_CLOSE", "NOT_SPECIFIED",
+                                 "NO_SOCKET", "SOCKET_FILTER", "TCP_OLD_DATA",
+                                 "TCP_OLD_SEQUENCE", "TCP_INVALID_SEQUENCE", "TCP_RESET",
+                                 "TCP_FLAGS", "TCP_OLD_ACK", "TCP_TOO_OLD_ACK"})
+EPHEMERAL_MIN = 32768
+
+
 @dataclass
 class DropDiffer:
     """Turns the drop probe's cumulative in-kernel counters into per-tick DropSamples."""
@@ -265,6 +275,7 @@ class DropDiffer:
     reason_name: object  # callable code -> name
     classify: object  # callable name -> class
     _prev: dict[bytes, int] = field(default_factory=dict)
+    benign_total: int = 0
 
     def samples(self, snap: np.ndarray) -> list[DropSample]:
         if self.scope.netns is not None and len(snap):
@@ -281,14 +292,20 @@ class DropDiffer:
             delta = packets - before if packets >= before else packets  # evicted and re-added
             if delta <= 0:
                 continue
+            reason = self.reason_name(int(r["reason"]))  # type: ignore[operator]
+            if str(reason) in BENIGN_DROP_REASONS:
+                self.benign_total += delta
+                continue
             fam = int(r["family"]) or 4
-            src = addr_str(r["saddr"], fam)
-            dst = addr_str(r["daddr"], fam)
+            src, dst = addr_str(r["saddr"], fam), addr_str(r["daddr"], fam)
+            sport, port = int(r["sport"]), int(r["dport"])
+            # A reply (server port -> a client's ephemeral port) belongs to the client's edge:
+            # naming the edge by the ephemeral port would make one edge per connection.
+            if self.resolver.serves(src, sport) or (sport < EPHEMERAL_MIN <= port):
+                src, dst, port = dst, src, sport
             src_id = (self.resolver.remote(src) if self.resolver.is_pod_ip(src)
                       else self.resolver.local(int(r["netns_ino"]), src, ""))
-            port = int(r["dport"])
             edge = EdgeKey(src_id, self.resolver.remote(dst, port), port)
-            reason = self.reason_name(int(r["reason"]))  # type: ignore[operator]
             grouped[(edge, str(reason))] = grouped.get((edge, str(reason)), 0) + delta
         if len(cur) > 200_000:  # bounded, like the kernel map behind it
             cur = {}

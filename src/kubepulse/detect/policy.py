@@ -17,6 +17,10 @@ class PolicyConfig(DropConfig):
     # A denied client retransmits its SYN after 1 s, 3 s, ...: two drops arrive within ~1 s.
     window_seconds: float = Field(default=5.0, gt=0.0)
     min_drops: int = Field(default=2, ge=1)
+    max_success_ratio: float = Field(default=
+        0.5, ge=0.0, le=1.0,
+        description="a policy denies: above this share of connects getting through, the "
+                    "filter drops look like loss, not a denial")
 
 
 class PolicyDetector(EdgeDetector[PolicyConfig]):
@@ -25,6 +29,10 @@ class PolicyDetector(EdgeDetector[PolicyConfig]):
 
     def observe(self, window: EdgeWindow, now: float) -> Iterator[Finding]:
         k = window.key
+        t = window.totals(now, self.config.window_seconds)
+        through = t.handshakes + t.outcomes.get("established_closed", 0)
+        if through and through / (through + t.unanswered) > self.config.max_success_ratio:
+            return
         found = observe_drops(
             self.name, "policy", self.config, window, now,
             summary=f"{k.src.display} -> {dst_name(k)}: {{total}} packets denied by policy",

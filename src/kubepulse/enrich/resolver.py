@@ -62,6 +62,10 @@ class Resolver:
                 if p.netns_inode and (not self.node or p.node == self.node)]
         return Scope(frozenset(p.netns_inode for p in pods if p.netns_inode))
 
+    def serves(self, addr: str, port: int) -> bool:
+        """True when a service lists ``addr:port`` as an endpoint (a server's side)."""
+        return (addr, port) in self._service
+
     def is_pod_ip(self, addr: str) -> bool:
         return addr in self._pod_by_ip
 

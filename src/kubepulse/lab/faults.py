@@ -9,8 +9,8 @@ Where each fault lives (tables are ``kubepulse_lab_<id>``, in the named lab netn
 | fault           | mechanism                                                                 |
 |-----------------|---------------------------------------------------------------------------|
 | refused         | the target's server closes its listening socket (control file)            |
-| blackhole       | nft in the target pod: drop SYNs to its port                              |
-| loss            | nft in the target pod: ``numgen random mod 100 < N drop``, both ways      |
+| blackhole       | nft on the target's node bridge: drop SYNs to its port                    |
+| loss            | nft on the target's node bridge: ``numgen random mod 100 < N drop``, both ways |
 | reset           | nft in the target pod: every non-SYN segment is answered with RST        |
 | policy_deny     | nft in the target pod: drop everything from the source workload's pods    |
 | dns_latency     | dnsproxy in the kube-dns pod + nft redirect of port 53 to it (slow)       |
@@ -217,10 +217,10 @@ class _Ctx:
     def save(self) -> None:
         self.path.write_text(json.dumps(self.record) + "\n")
 
-    def nft(self, netns: str, body: str) -> None:
-        self.record["tables"].append([netns, self.table])
+    def nft(self, netns: str, body: str, family: str = "inet") -> None:
+        self.record["tables"].append([netns, self.table, family])
         self.save()
-        sh.nft(f"table inet {self.table} {{\n{body}\n}}\n", netns=netns)
+        sh.nft(f"table {family} {self.table} {{\n{body}\n}}\n", netns=netns)
         self.mark()
 
     def control(self, pod: PodPlan, mode: str) -> None:
@@ -264,8 +264,9 @@ def _set_mode(control: Path, mode: str) -> None:
 
 def _undo(lab: Lab, record: dict[str, Any]) -> None:
     """Undo every change of one fault; a step that fails is logged and the rest still run."""
-    for netns, table in reversed(record.get("tables", [])):
-        sh.nft_delete_table("inet", table, netns=netns)
+    for entry in reversed(record.get("tables", [])):
+        netns, table = entry[0], entry[1]
+        sh.nft_delete_table(entry[2] if len(entry) > 2 else "inet", table, netns=netns)
     for control in record.get("controls", []):
         path = Path(control)
         if path.parent.exists():
@@ -337,13 +338,29 @@ def _listen_overflow(ctx: _Ctx, tgt: Target, src: Target, params: dict[str, Any]
     return src
 
 
+def _on_path(ctx: _Ctx, pods: list[PodPlan], to_pod: str, from_pod: str) -> None:
+    """Rules on the wire to and from each pod: the bridge of the pod's node, which every frame
+    to or from the pod crosses (bridged from a neighbour, or routed in from the other node).
+    Like a faulty link or a dead peer, this is outside every pod: the pods' own kernels see
+    nothing but missing packets, which is what these faults must look like."""
+    for node in {p.node for p in pods}:
+        mine = [p for p in pods if p.node == node]
+        ips = ", ".join(p.ip for p in mine)
+        rules_in = [f"ip daddr {{ {ips} }} {to_pod}"]
+        rules_out = [f"ip saddr {{ {ips} }} {from_pod}"] if from_pod else []
+        netns = next(n.netns for n in ctx.lab.plan.nodes if n.name == node)
+        ctx.nft(netns, "\n".join((
+            _chain("forward", "forward", rules_in + rules_out),
+            _chain("output", "output", rules_in + rules_out),
+        )), family="bridge")
+
+
 def _blackhole(ctx: _Ctx, tgt: Target, src: Target, params: dict[str, Any],
                **_: Any) -> Target:
     pods = _need_servers(tgt, ("python", "nginx"), "blackhole")
     params.update(pods=[p.name for p in pods], port=pods[0].port)
-    for pod in pods:
-        rule = f"{_saddr(src)}tcp dport {pod.port} tcp flags & (syn | ack) == syn drop"
-        ctx.nft(pod.netns, _chain("input", "input", [rule]))
+    _on_path(ctx, pods, f"{_saddr(src)}tcp dport {pods[0].port} tcp flags & (syn | ack) == syn "
+             "drop", "")
     return src
 
 
@@ -352,11 +369,8 @@ def _loss(ctx: _Ctx, tgt: Target, src: Target, params: dict[str, Any], *, percen
     if not 1 <= percent <= 100:
         raise ConfigError(f"--percent must be 1 to 100, not {percent}.")
     params.update(pods=[p.name for p in tgt.pods], percent=percent)
-    for pod in tgt.pods:
-        ctx.nft(pod.netns, "\n".join((
-            _chain("input", "input", [f"{_saddr(src)}numgen random mod 100 < {percent} drop"]),
-            _chain("output", "output", [f"{_daddr(src)}numgen random mod 100 < {percent} drop"]),
-        )))
+    _on_path(ctx, tgt.pods, f"{_saddr(src)}numgen random mod 100 < {percent} drop",
+             f"{_daddr(src)}numgen random mod 100 < {percent} drop")
     return src
 
 
