@@ -21,7 +21,8 @@ APT_PACKAGES=(
     python3-venv
 )
 if [ "$WITH_TEST" = 1 ]; then
-    APT_PACKAGES+=(bpftrace)                         # benchmark comparison
+    APT_PACKAGES+=(bpftrace                          # benchmark comparison
+                   prometheus prometheus-alertmanager)  # real servers for the export tests
 fi
 
 export DEBIAN_FRONTEND=noninteractive

@@ -55,7 +55,8 @@ def _lines(path: Path, port: int) -> list[dict[str, Any]]:
 
 def _agent(tmp: Path, alerts: Path, config: Path) -> subprocess.Popen[str]:
     proc = subprocess.Popen([*KUBEPULSE, "run", "--alerts-jsonl", str(alerts), "--state-dir",
-                             str(tmp / "state"), "--config", str(config), "--quiet"],
+                             str(tmp / "state"), "--config", str(config), "--quiet",
+                             "--listen", ""],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _read_until(proc, "stderr", "agent running", timeout=30)
     return proc

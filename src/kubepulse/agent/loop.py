@@ -24,7 +24,7 @@ from kubepulse.detect import DetectionEngine
 from kubepulse.detect.config import KubepulseConfig
 from kubepulse.enrich.resolver import Resolver
 from kubepulse.errors import KernelError
-from kubepulse.model import Alert, DnsSample, DropSample
+from kubepulse.model import Alert, DnsSample, DropSample, EdgeSample
 from kubepulse.probes import drops as drops_mod
 from kubepulse.probes.dns import DnsProbe
 from kubepulse.probes.dnsname import qname_text
@@ -78,6 +78,9 @@ class Agent:
         self.dns: DnsProbe | None = None
         self.drops: DropProbe | None = None
         self.drop_differ: DropDiffer | None = None
+        self.last_samples: list[EdgeSample] = []
+        self.last_dns: list[DnsSample] = []
+        self.last_drops: list[DropSample] = []
         self.aggregator: EdgeAggregator | None = None
 
     def request_stop(self, *_: object) -> None:
@@ -187,6 +190,8 @@ class Agent:
         drops: list[DropSample] = []
         if self.drops is not None and self.drop_differ is not None:
             drops = self.drop_differ.samples(self.drops.snapshot())
+        # What this tick judged, for the exporters (metrics, dashboard) called from on_tick.
+        self.last_samples, self.last_dns, self.last_drops = samples, dns, drops
         findings = self.engine.step(now, edges=samples, dns=dns, drops=drops)
         changes = self.alerts.process(findings, now)
         if changes:

@@ -18,6 +18,7 @@ examples:
   sudo kubepulse run --inventory /run/kubepulse-lab/inventory.json --alerts-jsonl alerts.jsonl
   sudo kubepulse run --inventory inv.json --node node1  only node1's pods (one agent per node)
   sudo kubepulse run --config my.yaml --webhook http://127.0.0.1:9000/hook
+  sudo kubepulse run --alertmanager http://am-0:9093 --alertmanager http://am-1:9093
 
 The config file (YAML) holds every threshold and window; deploy/config/kubepulse.yaml lists
 them all with their defaults. Alerts go to stdout, to --alerts-jsonl (one line per state
@@ -57,6 +58,17 @@ def _run(args: argparse.Namespace) -> int:
         sinks.append(ConsoleSink(sys.stdout))
     if args.webhook:
         sinks.append(WebhookSink(args.webhook, config.alerts.webhook))
+    from kubepulse.alerts.alertmanager import AlertmanagerConfig, AlertmanagerSink
+    from kubepulse.export import AgentMetrics, HttpListener, serve_agent_routes
+
+    metrics, listener = AgentMetrics(), None
+    if args.listen:
+        listener = HttpListener(args.listen)
+        serve_agent_routes(listener, metrics)
+        listener.start()  # before attaching: /healthz answers while the probes load
+    if args.alertmanager:
+        sinks.append(AlertmanagerSink(args.alertmanager, AlertmanagerConfig(
+            dashboard_url=listener.url if listener else "")))
     resolver = Resolver(inv, node=args.node or "", host_name=args.node or socket.gethostname())
     scope = resolver.scope()
 
@@ -67,15 +79,22 @@ def _run(args: argparse.Namespace) -> int:
         print(f"kubepulse: agent running on {args.node or socket.gethostname()}: "
               f"{sum(st.values())}/{len(st)} tracepoints attached in "
               f"{agent.stats.attach_seconds * 1e3:.0f} ms, watching {where}; "
-              f"alerts in {args.alerts_jsonl or 'stdout'}; Ctrl-C to stop",
+              f"alerts in {args.alerts_jsonl or 'stdout'}"
+              f"{'; metrics on ' + listener.url + '/metrics' if listener else ''}; "
+              "Ctrl-C to stop",
               file=sys.stderr, flush=True)
         for tp, ok in st.items():
             if not ok:
                 print(f"kubepulse: warning: {tp} not attached; that signal is missing",
                       file=sys.stderr)
 
-    agent = Agent(config, resolver, Sinks(sinks), store)  # type: ignore[arg-type]
-    rc = agent.run(duration=args.duration or None, ready=ready)
+    agent = Agent(config, resolver, Sinks(sinks), store,  # type: ignore[arg-type]
+                  on_tick=metrics.observe_tick)
+    try:
+        rc = agent.run(duration=args.duration or None, ready=ready)
+    finally:
+        if listener is not None:
+            listener.close()
     s = agent.stats
     print(f"kubepulse: stopped after {s.ticks} ticks: {s.records_received} records, "
           f"{s.alerts_emitted} alert changes, {s.lost_kernel} records lost in the kernel, "
@@ -102,4 +121,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--duration", type=float, default=0, metavar="S",
                    help="stop after S seconds (default: until SIGTERM/Ctrl-C)")
     p.add_argument("--quiet", action="store_true", help="no alerts on stdout")
+    p.add_argument("--listen", metavar="ADDR", default="127.0.0.1:9810",
+                   help="serve /metrics, /healthz and /readyz here (default %(default)s; "
+                        "'' to disable)")
+    p.add_argument("--alertmanager", metavar="URL", action="append", default=[],
+                   help="send alerts to this Alertmanager (repeat for each of an HA pair)")
     p.set_defaults(func=_run)

@@ -15,7 +15,7 @@ from kubepulse.model import Finding
 from .base import DetectorConfig, DnsDetector
 from .dns_common import dns_finding, server_text
 from .stats import BaselineConfig, judge, learn, ratio
-from .window import DnsTotals, DnsWindow
+from .window import FAST_SECONDS, DnsTotals, DnsWindow
 
 HARD_ERRORS = ("SERVFAIL", "REFUSED")
 
@@ -43,22 +43,35 @@ class DnsErrorsDetector(DnsDetector[DnsErrorsConfig]):
 
     def observe(self, window: DnsWindow, now: float) -> Iterator[Finding]:
         cfg = self.config
-        t = window.totals(now, cfg.window_seconds)
-        answers = t.answers
-        if answers < cfg.min_errors:
-            return
-        hard = sum(t.rcodes.get(rc, 0) for rc in HARD_ERRORS)
-        nx = t.rcodes.get("NXDOMAIN", 0)
-        hard_rate, nx_rate = ratio(hard, answers), ratio(nx, answers)
         hard_base, nx_base = window.baseline(self.name), window.baseline(self.name + ".nxdomain")
-        hard_bad = hard >= cfg.min_errors and judge(hard_rate, cfg.min_ratio, hard_base,
-                                                    cfg.baseline)
-        nx_bad = nx >= cfg.min_errors and judge(nx_rate, cfg.min_nxdomain_ratio, nx_base,
-                                                cfg.baseline)
-        learn(hard_rate, hard_bad, hard_base, cfg.baseline)
-        learn(nx_rate, nx_bad, nx_base, cfg.baseline)
+
+        def score(t: DnsTotals) -> tuple[int, int, float, float, bool, bool]:
+            answers = t.answers
+            hard = sum(t.rcodes.get(rc, 0) for rc in HARD_ERRORS)
+            nx = t.rcodes.get("NXDOMAIN", 0)
+            hard_rate, nx_rate = ratio(hard, answers), ratio(nx, answers)
+            hard_bad = answers >= cfg.min_errors and hard >= cfg.min_errors and judge(
+                hard_rate, cfg.min_ratio, hard_base, cfg.baseline)
+            nx_bad = answers >= cfg.min_errors and nx >= cfg.min_errors and judge(
+                nx_rate, cfg.min_nxdomain_ratio, nx_base, cfg.baseline)
+            return hard, nx, hard_rate, nx_rate, hard_bad, nx_bad
+
+        t = window.totals(now, cfg.window_seconds)
+        if t.answers < cfg.min_errors:
+            return
+        hard, nx, hard_rate, nx_rate, hard_bad, nx_bad = score(t)
+        # The newest second alone: healthy answers from before an outage would otherwise keep
+        # the window's ratio under the bar until they age out of it.
+        fast = window.totals(now, FAST_SECONDS)
+        f_hard_bad, f_nx_bad = score(fast)[4:]
+        learn(hard_rate, hard_bad or f_hard_bad, hard_base, cfg.baseline)
+        learn(nx_rate, nx_bad or f_nx_bad, nx_base, cfg.baseline)
+        if not (hard_bad or nx_bad) and (f_hard_bad or f_nx_bad):
+            t = fast
+            hard, nx, hard_rate, nx_rate, hard_bad, nx_bad = score(t)
         if not (hard_bad or nx_bad):
             return
+        answers = t.answers
         if hard_bad:
             errors, rate = hard, hard_rate
             cause = (f"{server_text(t)} failing: SERVFAIL/REFUSED for {hard_rate:.0%} of answers "

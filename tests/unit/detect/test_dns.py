@@ -61,3 +61,22 @@ def test_timeout_guards() -> None:
 def test_timeouts_reported_after_their_queries_left_the_window() -> None:
     found = of(Run().step(dns=[dns(queries=0, timeouts=4)]), TMO)
     assert found and found[0].evidence["queries"] == 4
+
+
+def test_nxdomain_outage_fires_on_the_newest_second_before_the_window_turns() -> None:
+    # 3 s of healthy answers, then every answer NXDOMAIN: the 3 s window is still mostly
+    # healthy, the newest second is not, and that is enough (dns_errors must fire <= 2 s).
+    from kubepulse.model import DnsSample
+
+    from .helpers import FRONT
+
+    run = Run()
+    for _ in range(30):
+        run.step(dns=[DnsSample(FRONT, queries=10, rcodes={"NOERROR": 10})], dt=0.5)
+    fired = []
+    for i in range(3):
+        fired += of(run.step(dns=[DnsSample(FRONT, queries=10, rcodes={"NXDOMAIN": 10})],
+                             dt=0.5), "dns_errors")
+        if fired:
+            break
+    assert fired and i <= 2, "not within 1.5 s of the outage"

@@ -6,8 +6,8 @@ T = "packet_loss"
 
 
 def test_min_segments_guard() -> None:
-    assert of(Run().step([edge(segs_sent=199, segs_retrans=50)]), T) == []
-    assert len(of(Run().step([edge(segs_sent=200, segs_retrans=50)]), T)) == 1
+    assert of(Run().step([edge(segs_sent=49, segs_retrans=20)]), T) == []
+    assert len(of(Run().step([edge(segs_sent=50, segs_retrans=20)]), T)) == 1
 
 
 def test_min_retransmits_and_ratio_guards() -> None:
