@@ -15,7 +15,8 @@ from tests.conftest import require_bpf
 
 from kubepulse.lab import labels, scenarios
 
-pytestmark = pytest.mark.lab
+# The suite runs ~8.5 minutes inside the module fixture.
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(1500)]
 
 # Issue targets: recall and precision >= 0.95; p95 time to detect 2 s for these, 5 s for others.
 FAST = {"connection_refused", "connection_reset", "dns_errors", "policy_denied"}
