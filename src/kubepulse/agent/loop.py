@@ -23,7 +23,7 @@ from kubepulse.alerts.store import SqliteStore
 from kubepulse.detect import DetectionEngine
 from kubepulse.detect.config import KubepulseConfig
 from kubepulse.enrich.resolver import Resolver
-from kubepulse.errors import KernelError
+from kubepulse.errors import KubepulseError
 from kubepulse.model import Alert, DnsSample, DropSample, EdgeSample
 from kubepulse.probes import drops as drops_mod
 from kubepulse.probes.dns import DnsProbe
@@ -126,7 +126,7 @@ class Agent:
         try:
             p = stack.enter_context(kind())
             p.start()
-        except KernelError as exc:
+        except (KubepulseError, OSError) as exc:  # no privilege, no cgroup v2, old kernel
             log.warning("%s probe not attached: %s", name, exc)
             self.stats.attach_status[name] = False
             return None
