@@ -55,8 +55,7 @@ class EdgeAggregator:
         hit = self._local_client.get(raw)
         if hit is None:
             addr = addr_str(np.frombuffer(raw, dtype=np.uint8), family)
-            inv = self.resolver.inventory
-            pod = inv.pod_by_ip().get(addr) if inv is not None else None
+            pod = self.resolver.pod_at(addr)  # was: the inventory's dict rebuilt per miss
             hit = bool(pod and pod.netns_inode and self.scope.covers(pod.netns_inode)
                        and self.scope.netns is not None)
             if len(self._local_client) > 65536:

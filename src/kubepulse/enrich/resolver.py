@@ -66,6 +66,9 @@ class Resolver:
         """True when a service lists ``addr:port`` as an endpoint (a server's side)."""
         return (addr, port) in self._service
 
+    def pod_at(self, addr: str) -> Pod | None:
+        return self._pod_by_ip.get(addr)
+
     def is_pod_ip(self, addr: str) -> bool:
         return addr in self._pod_by_ip
 
