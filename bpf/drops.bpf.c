@@ -12,6 +12,18 @@
  * cumulative counts. The map is an LRU, so a storm of distinct keys evicts old keys instead of
  * failing; kp_drop_counters[new_keys] shows that churn.
  *
+ *   cgroup_skb/ingress  on the cgroup v2 root (kp_listen_full): a SYN reaching a TCP listener
+ *                   whose accept queue is already full. The kernel
+ *                   turns such a SYN away with consume_skb (tcp_conn_request: "goto drop" after
+ *                   sk_acceptq_is_full), so kfree_skb never sees the commonest listen overflow
+ *                   of all; this program counts it under SKB_DROP_REASON_TCP_LISTEN_OVERFLOW,
+ *                   with the packet's addresses, in the same map. Ingress cgroup programs run
+ *                   just before the listener's own processing (tcp_filter), with the
+ *                   listener as skb->sk, so the queue it reads is the one the kernel checks.
+ *                   It only observes: it always lets the packet through. (The handshake's
+ *                   last ACK at a full queue is a kfree_skb with that reason already, so it
+ *                   is left to the tracepoint and never counted twice.)
+ *
  * Headers are read where the skb's offsets allow: the network header for IPv4/IPv6, and TCP
  * or UDP ports from the transport header (or right after a plain IPv4/IPv6 header when the
  * transport offset is not set yet). Anything else is counted under its reason with zero
@@ -46,6 +58,30 @@ static __always_inline void count(__u32 idx)
 	__u64 *v = bpf_map_lookup_elem(&kp_drop_counters, &idx);
 	if (v)
 		*v += 1;
+}
+
+/* One more packet under k: one lookup and two atomic adds, one insert the first time. */
+static __always_inline void add_drop(const struct kp_drop_key *k, __u32 len)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct kp_drop_value *v = bpf_map_lookup_elem(&kp_drops, k);
+
+	if (!v) {
+		struct kp_drop_value nv = {.packets = 1, .bytes = len, .first_ns = now,
+					   .last_ns = now};
+
+		if (bpf_map_update_elem(&kp_drops, k, &nv, BPF_NOEXIST) == 0) {
+			count(KP_DROP_COUNTER_NEW_KEYS);
+			return;
+		}
+		/* Another CPU inserted the same key in between. */
+		v = bpf_map_lookup_elem(&kp_drops, k);
+		if (!v)
+			return;
+	}
+	__sync_fetch_and_add(&v->packets, 1);
+	__sync_fetch_and_add(&v->bytes, len);
+	v->last_ns = now;
 }
 
 static __always_inline __u32 net_inum(const struct net *net)
@@ -120,7 +156,6 @@ int kp_drop(struct trace_event_raw_kfree_skb *ctx)
 	const struct sk_buff *skb = ctx->skbaddr;
 	const void *rx_sk = 0;
 	struct kp_drop_key k = {};
-	__u64 now = bpf_ktime_get_ns();
 
 	count(KP_DROP_COUNTER_DROPS);
 	if (bpf_core_field_exists(ctx->rx_sk))
@@ -135,26 +170,73 @@ int kp_drop(struct trace_event_raw_kfree_skb *ctx)
 		k.sport = k.dport = 0;
 		count(KP_DROP_COUNTER_NO_HEADER);
 	}
-	__u32 len = BPF_CORE_READ(skb, len);
-
-	struct kp_drop_value *v = bpf_map_lookup_elem(&kp_drops, &k);
-	if (v) {
-		__sync_fetch_and_add(&v->packets, 1);
-		__sync_fetch_and_add(&v->bytes, len);
-		v->last_ns = now;
-		return 0;
-	}
-	struct kp_drop_value nv = {.packets = 1, .bytes = len, .first_ns = now, .last_ns = now};
-	if (bpf_map_update_elem(&kp_drops, &k, &nv, BPF_NOEXIST) == 0) {
-		count(KP_DROP_COUNTER_NEW_KEYS);
-		return 0;
-	}
-	/* Another CPU inserted the same key in between. */
-	v = bpf_map_lookup_elem(&kp_drops, &k);
-	if (v) {
-		__sync_fetch_and_add(&v->packets, 1);
-		__sync_fetch_and_add(&v->bytes, len);
-		v->last_ns = now;
-	}
+	add_drop(&k, BPF_CORE_READ(skb, len));
 	return 0;
+}
+
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
+
+/* Fill the key's addresses and ports from the packet (cgroup_skb data starts at the IP
+ * header); 0 unless it is a TCP segment whose flags are in *flags. */
+static __always_inline int skb_tcp_tuple(struct __sk_buff *skb, struct kp_drop_key *k,
+					 __u8 *flags)
+{
+	__u8 vhl = 0;
+	__u32 l4;
+
+	if (bpf_skb_load_bytes(skb, 0, &vhl, 1))
+		return 0;
+	if ((vhl >> 4) == 4) {
+		if (bpf_skb_load_bytes(skb, 9, &k->protocol, 1) ||
+		    bpf_skb_load_bytes(skb, 12, k->saddr, 4) ||
+		    bpf_skb_load_bytes(skb, 16, k->daddr, 4))
+			return 0;
+		k->family = 4;
+		k->ethertype = ETH_P_IP;
+		l4 = (vhl & 0xf) * 4;
+	} else if ((vhl >> 4) == 6) {
+		if (bpf_skb_load_bytes(skb, 6, &k->protocol, 1) ||
+		    bpf_skb_load_bytes(skb, 8, k->saddr, 16) ||
+		    bpf_skb_load_bytes(skb, 24, k->daddr, 16))
+			return 0;
+		k->family = 6;
+		k->ethertype = ETH_P_IPV6;
+		l4 = 40;
+	} else {
+		return 0;
+	}
+	__u16 ports[2];
+	if (k->protocol != IPPROTO_TCP || bpf_skb_load_bytes(skb, l4, ports, 4) ||
+	    bpf_skb_load_bytes(skb, l4 + 13, flags, 1))
+		return 0;
+	k->sport = bpf_ntohs(ports[0]);
+	k->dport = bpf_ntohs(ports[1]);
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int kp_listen_full(struct __sk_buff *skb)
+{
+	struct bpf_sock *bsk = skb->sk;
+	struct kp_drop_key k = {};
+	__u8 flags = 0;
+
+	if (!bsk || !bpf_core_enum_value_exists(enum skb_drop_reason___kp_set,
+						SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
+		return 1;
+	const struct sock *sk = (const struct sock *)bpf_skc_to_tcp_sock(bsk);
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN)
+		return 1;
+	/* sk_acceptq_is_full(): more waiting than the backlog allows. */
+	if (BPF_CORE_READ(sk, sk_ack_backlog) <= BPF_CORE_READ(sk, sk_max_ack_backlog))
+		return 1;
+	if (!skb_tcp_tuple(skb, &k, &flags) || (flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+		return 1;
+	count(KP_DROP_COUNTER_LISTEN_FULL);
+	k.reason = bpf_core_enum_value(enum skb_drop_reason___kp_set,
+				       SKB_DROP_REASON_TCP_LISTEN_OVERFLOW);
+	k.netns_ino = net_inum(BPF_CORE_READ(sk, __sk_common.skc_net.net));
+	add_drop(&k, skb->len);
+	return 1;
 }

@@ -144,6 +144,9 @@ class EdgeSample:
     connect_latency: LatencyStat = LatencyStat()
     srtt: LatencyStat = LatencyStat()
     open_connections: int | None = None  # gauge: established connections at interval end
+    # Outbound connections closed normally after sending but without one byte back: the
+    # client gave up on a server that accepted (or queued) the connection and never answered.
+    no_reply: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.live
 def probe() -> Iterator[DropProbe]:
     with DropProbe() as p:
         p.start()
-        assert p.attach_status == {"skb:kfree_skb": True}
+        assert p.attach_status == {"skb:kfree_skb": True, "cgroup_skb/ingress:listen": True}
         yield p
 
 
@@ -69,9 +69,8 @@ def test_policy_drop_between_namespaces(probe: DropProbe, pair: Pair) -> None:  
 
 
 # Fill the accept queue of a listener that never accepts, so that the handshake's last ACK
-# finds it full (a SYN refused for a full queue is consumed, not dropped, so the ACK path is
-# what the kernel reports): pre-fill the queue, hold back the next clients' ACKs with nft
-# until they are established on their side, then let their data through.
+# finds it full (the kernel's own kfree_skb path): pre-fill the queue, hold back the next
+# clients' ACKs with nft until they are established on their side, then let their data through.
 OVERFLOW_CLIENT = textwrap.dedent("""
     import json, socket, subprocess, sys, time
     server, srv_ns = sys.argv[1], sys.argv[2]
@@ -122,8 +121,46 @@ def test_listen_overflow(probe: DropProbe, pair: Pair) -> None:  # noqa: F811
         srv.wait(5)
 
 
+# The commoner case: the queue is already full when the SYN arrives. The kernel consumes that
+# SYN (no kfree_skb); the probe's cgroup program counts it, once per (re)transmitted SYN.
+SYN_CLIENT = textwrap.dedent("""
+    import json, socket, sys
+    server = sys.argv[1]
+    held = [socket.create_connection((server, 8889), timeout=3) for _ in range(2)]
+    s = socket.socket(); s.settimeout(2.5); s.bind(("", 0))
+    port = s.getsockname()[1]
+    try:
+        s.connect((server, 8889))
+        print(json.dumps({"port": port, "connected": True}))
+    except OSError:
+        print(json.dumps({"port": port, "connected": False}))
+""")
+
+
+def test_listen_overflow_at_the_syn(probe: DropProbe, pair: Pair) -> None:  # noqa: F811
+    before = probe.counters()["listen_full"]
+    srv = pair.server.popen("python3", "-c", LISTENER.replace("8888", "8889").replace(
+        "s.listen(4)", "s.listen(1)"), SERVER_IP)
+    try:
+        assert srv.stdout is not None and srv.stdout.readline().strip() == "ready"
+        res = pair.client.run(SYN_CLIENT, SERVER_IP, timeout=30)
+        assert res["connected"] is False  # backlog 1 holds 2; the third SYN goes unanswered
+        rows = _rows(probe, pair.server.inode, "TCP_LISTEN_OVERFLOW")
+        rows = rows[rows["sport"] == int(res["port"])]  # type: ignore[call-overload]
+        assert len(rows) == 1
+        r = rows[0]
+        assert (_ip(r["saddr"]), _ip(r["daddr"]), int(r["dport"])) == (CLIENT_IP, SERVER_IP,
+                                                                        8889)
+        # The SYN and its retransmit after 1 s, within the client's 2.5 s: 2 (3 on a slow run).
+        assert 2 <= int(r["packets"]) <= 3
+        assert probe.counters()["listen_full"] - before >= int(r["packets"])
+    finally:
+        srv.terminate()
+        srv.wait(5)
+
+
 def test_counters_and_unknown_reason_names(probe: DropProbe) -> None:
     c = probe.counters()
-    assert set(c) == {"drops", "new_keys", "no_header"}
+    assert set(c) == {"drops", "new_keys", "no_header", "listen_full"}
     assert c["drops"] >= c["new_keys"] > 0
     assert probe.reason_name(1 << 16 | 3) == "SUBSYS1_3"

@@ -212,7 +212,8 @@ enum kp_drop_counter {
 	KP_DROP_COUNTER_DROPS = 0,     /* every skb:kfree_skb hit */
 	KP_DROP_COUNTER_NEW_KEYS = 1,  /* entries created in kp_drops (LRU churn shows here) */
 	KP_DROP_COUNTER_NO_HEADER = 2, /* drops without a readable IPv4/IPv6 header */
-	KP_DROP_COUNTER_MAX = 3,
+	KP_DROP_COUNTER_LISTEN_FULL = 3, /* SYNs that reached a listener with a full accept queue */
+	KP_DROP_COUNTER_MAX = 4,
 };
 
 /* Aggregation key. Addresses and ports are zero where the headers do not allow them. */

@@ -142,6 +142,8 @@ struct sock {
 	struct sock_common __sk_common;
 	int sk_err;
 	int sk_err_soft;
+	__u32 sk_ack_backlog;     /* a listener's accept queue: connections waiting for accept() */
+	__u32 sk_max_ack_backlog; /* ... and its limit (the listen() backlog, capped by somaxconn) */
 	/* u16 since 5.6 (commit bf9765145b85); kubepulse needs 5.8+ anyway. */
 	__u16 sk_protocol;
 	__u16 sk_type;
@@ -269,13 +271,49 @@ struct kp_sockaddr_in6 {
 /* The cgroup_skb context (include/uapi/linux/bpf.h). UAPI, not a kernel type: the verifier
  * rewrites these accesses by offset, so this prefix must match the UAPI layout exactly and is
  * not relocated (no preserve_access_index). Only the leading fields we read are declared. */
+struct bpf_sock;
+struct bpf_flow_keys;
 struct __sk_buff {
 	__u32 len;
 	__u32 pkt_type;
 	__u32 mark;
 	__u32 queue_mapping;
 	__u32 protocol;
+	__u32 vlan_present;
+	__u32 vlan_tci;
+	__u32 vlan_proto;
+	__u32 priority;
+	__u32 ingress_ifindex;
+	__u32 ifindex;
+	__u32 tc_index;
+	__u32 cb[5];
+	__u32 hash;
+	__u32 tc_classid;
+	__u32 data;
+	__u32 data_end;
+	__u32 napi_id;
+	__u32 family;
+	__u32 remote_ip4;
+	__u32 local_ip4;
+	__u32 remote_ip6[4];
+	__u32 local_ip6[4];
+	__u32 remote_port;
+	__u32 local_port;
+	__u32 data_meta;
+	union {
+		struct bpf_flow_keys *flow_keys;
+		__u64 :64;
+	} __attribute__((aligned(8)));
+	__u64 tstamp;
+	__u32 wire_len;
+	__u32 gso_segs;
+	union {
+		struct bpf_sock *sk; /* offset 168: the socket the packet is for, if any */
+		__u64 :64;
+	} __attribute__((aligned(8)));
 };
+
+_Static_assert(__builtin_offsetof(struct __sk_buff, sk) == 168, "struct __sk_buff: UAPI layout");
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
@@ -310,6 +348,12 @@ struct task_struct___kp {
  * user space reads the names from the running kernel's BTF. */
 enum skb_drop_reason___kp {
 	KP_SKB_DROP_REASON_UNKNOWN = 0,
+};
+
+/* The one reason drops.bpf.c sets itself (its cgroup_skb program, for SYNs the kernel turns
+ * away silently at a full accept queue). Relocated by name; the value here is a placeholder. */
+enum skb_drop_reason___kp_set {
+	SKB_DROP_REASON_TCP_LISTEN_OVERFLOW = 1,
 };
 
 /* skb:kfree_skb. `reason` since 5.17 (commit c504e5c2f964), `rx_sk` since 6.11 (commit

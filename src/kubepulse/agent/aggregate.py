@@ -49,6 +49,7 @@ class EdgeAggregator:
         self._est_flag = e.flag.get("established", 8)
         self._tracked_flag = e.flag.get("tracked", 1)
         self._outcome_codes = [e.outcome_code(name) for name in OUTCOMES]
+        self._closed_code = e.outcome_code("established_closed")
 
     # -- keys ------------------------------------------------------------------------------------
     def _client_is_local(self, raw: bytes, family: int) -> bool:
@@ -167,6 +168,9 @@ class EdgeAggregator:
         rtt_max = np.zeros(g)
         np.maximum.at(rtt_max, ri[rtt_mask], records["srtt_closed_us"][rtt_mask] / 1e6)
         open_now = count((socks["state"] == TCP_ESTABLISHED), si)
+        no_reply = count(closes & (records["direction"] == self._out)
+                         & (records["outcome"] == self._closed_code)
+                         & (records["bytes_sent"] > 0) & (records["bytes_received"] == 0), ri)
 
         samples = []
         for i in range(g):
@@ -178,7 +182,7 @@ class EdgeAggregator:
                 connect_latency=LatencyStat(float(lat_sum[i]), int(lat_n[i]),
                                             float(lat_max[i])),
                 srtt=LatencyStat(float(rtt_sum[i]), int(rtt_n[i]), float(rtt_max[i])),
-                open_connections=int(open_now[i])))
+                open_connections=int(open_now[i]), no_reply=int(no_reply[i])))
         self.last = stats
         return samples
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from kubepulse.enrich.resolver import Resolver
 from kubepulse.errors import KubepulseError
 from kubepulse.model import Alert, DnsSample, DropSample, EdgeSample
 from kubepulse.probes import drops as drops_mod
-from kubepulse.probes.dns import DnsProbe
+from kubepulse.probes.dns import DnsConfig, DnsProbe
 from kubepulse.probes.dnsname import qname_text
 from kubepulse.probes.drops import DropProbe
 from kubepulse.probes.tcp_conn import EVENT_DTYPE, TcpConnConfig, TcpConnProbe
@@ -98,7 +99,8 @@ class Agent:
                 t0 = time.monotonic()
                 probe.start()
                 self.stats.attach_status = dict(probe.attach_status)
-                self.dns = self._optional(extra, DnsProbe, "dns")
+                self.dns = self._optional(
+                    extra, lambda: DnsProbe(DnsConfig(timeout_s=a.dns_deadline_seconds)), "dns")
                 self.drops = self._optional(extra, DropProbe, "drops")
                 self.stats.attach_seconds = time.monotonic() - t0
                 scope = self.resolver.scope()
@@ -121,10 +123,10 @@ class Agent:
             self._shutdown()
         return 0
 
-    def _optional(self, stack: contextlib.ExitStack, kind: type, name: str):  # type: ignore[no-untyped-def]
+    def _optional(self, stack: contextlib.ExitStack, make: Callable[[], Any], name: str) -> Any:
         """A probe the agent can run without: its failure is a warning and an attach status."""
         try:
-            p = stack.enter_context(kind())
+            p = stack.enter_context(make())
             p.start()
         except (KubepulseError, OSError) as exc:  # no privilege, no cgroup v2, old kernel
             log.warning("%s probe not attached: %s", name, exc)

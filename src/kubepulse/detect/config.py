@@ -130,6 +130,9 @@ class AgentConfig(BaseModel):
                                  description="connection-record ring buffer, a power of two")
     max_sockets: int = Field(default=131072, ge=1024,
                              description="live sockets tracked in the kernel (LRU beyond)")
+    dns_deadline_seconds: float = Field(
+        default=1.5, gt=0.0, le=30.0,
+        description="a DNS query unanswered this long is a timeout (glibc retries at 5 s)")
 
     @model_validator(mode="after")
     def _power_of_two(self) -> AgentConfig:

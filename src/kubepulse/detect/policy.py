@@ -29,7 +29,9 @@ class PolicyDetector(EdgeDetector[PolicyConfig]):
 
     def observe(self, window: EdgeWindow, now: float) -> Iterator[Finding]:
         k = window.key
-        t = window.totals(now, self.config.window_seconds)
+        # Judged on the newest second: a denial starts at once, and the healthy connects
+        # from before it, still in the long window, must not hold the ratio up.
+        t = window.latest(now)
         through = t.handshakes + t.outcomes.get("established_closed", 0)
         if through and through / (through + t.unanswered) > self.config.max_success_ratio:
             return

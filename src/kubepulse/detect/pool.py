@@ -1,5 +1,7 @@
 """conn_pool_exhaustion: a client's open connections to a destination climb to a limit, and
-new connects then fail (refused, unanswered, reset, or no local port left)."""
+new connects then fail (refused, unanswered, reset, or no local port left) or go unserved (the
+server, at its connection limit, leaves them in its accept queue: the client sends its request,
+hears nothing, and gives up)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ class PoolConfig(DetectorConfig):
     climb_window_seconds: float = Field(default=30.0, gt=0.0, description="window the climb is seen in")
     min_open: int = Field(default=20, ge=1, description="established connections now, at least")
     min_climb: int = Field(default=10, ge=1, description="growth of the gauge over the climb window")
-    min_failures: int = Field(default=3, ge=1, description="failed connects in the window, at least")
+    min_failures: int = Field(default=2, ge=1, description="failed or unserved connects in the window, at least")
     baseline: BaselineConfig = BaselineConfig(factor=2.0, sigmas=4.0, warmup_windows=10)
 
 
@@ -35,7 +37,7 @@ class PoolDetector(EdgeDetector[PoolConfig]):
         if climb.open_now is None or climb.open_min is None:
             return
         t = window.totals(now, cfg.window_seconds)
-        failures = t.failed(*FAILED) + t.unanswered
+        failures = t.failed(*FAILED) + t.unanswered + t.no_reply
         grown = climb.open_now - climb.open_min
         base = window.baseline(self.name)
         high = climb.open_now >= cfg.min_open and (
@@ -51,6 +53,10 @@ class PoolDetector(EdgeDetector[PoolConfig]):
         local = t.outcomes.get("local_error", 0)
         if local * 2 >= failures:
             cause = f"{key.src.display} ran out of local ports/sockets for {target}"
+        elif t.no_reply * 2 >= failures:
+            cause = (f"{key.src.display} holds {climb.open_now} connections to {target}, and "
+                     f"{t.no_reply} new ones were never answered: the server's connection "
+                     "limit is reached (a client leaking connections?)")
         else:
             cause = (f"{key.src.display} holds {climb.open_now} connections to {target} and new "
                      "connects fail: connection pool or server connection limit reached")
@@ -62,7 +68,8 @@ class PoolDetector(EdgeDetector[PoolConfig]):
             cause=cause,
             evidence={"open": climb.open_now, "open_min": climb.open_min, "failures": failures,
                       "by_outcome": {o: t.outcomes.get(o, 0) for o in FAILED},
-                      "unanswered": t.unanswered, "baseline": base.as_evidence(),
+                      "unanswered": t.unanswered, "no_reply": t.no_reply,
+                      "baseline": base.as_evidence(),
                       "window_seconds": cfg.window_seconds,
                       "climb_window_seconds": cfg.climb_window_seconds},
         )

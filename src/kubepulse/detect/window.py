@@ -49,6 +49,7 @@ class EdgeTotals:
     open_min: int | None  # the lowest gauge seen in the window
     drops: dict[tuple[str, str], int]  # (drop_class, reason) -> count
     intervals: int
+    no_reply: int = 0  # outbound connections closed after sending, with nothing received
 
     def failed(self, *outcomes: str) -> int:
         return sum(self.outcomes.get(o, 0) for o in outcomes)
@@ -70,7 +71,7 @@ class EdgeTotals:
 
 def _sum_edges(samples: list[EdgeSample], drops: list[DropSample]) -> EdgeTotals:
     outcomes = dict.fromkeys(OUTCOMES, 0)
-    syn = att = hs = sent = retr = nbytes = 0
+    syn = att = hs = sent = retr = nbytes = silent = 0
     lat = srtt = LatencyStat()
     opens = [s.open_connections for s in samples if s.open_connections is not None]
     for s in samples:
@@ -82,6 +83,7 @@ def _sum_edges(samples: list[EdgeSample], drops: list[DropSample]) -> EdgeTotals
         sent += s.segs_sent
         retr += s.segs_retrans
         nbytes += s.bytes_sent
+        silent += s.no_reply
         lat = lat + s.connect_latency
         srtt = srtt + s.srtt
     by_reason: dict[tuple[str, str], int] = {}
@@ -90,7 +92,7 @@ def _sum_edges(samples: list[EdgeSample], drops: list[DropSample]) -> EdgeTotals
         by_reason[key] = by_reason.get(key, 0) + d.count
     return EdgeTotals(outcomes, syn, att, hs, sent, retr, nbytes, lat, srtt,
                       opens[-1] if opens else None, min(opens) if opens else None,
-                      by_reason, len(samples))
+                      by_reason, len(samples), silent)
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ Where each fault lives (tables are ``kubepulse_lab_<id>``, in the named lab netn
 | dns_latency     | dnsproxy in the kube-dns pod + nft redirect of port 53 to it (slow)       |
 | dns_nxdomain    | same proxy answering NXDOMAIN                                             |
 | dns_servfail    | same proxy answering SERVFAIL                                             |
-| dns_timeout     | nft in the kube-dns pod: drop port 53                                     |
+| dns_timeout     | same proxy reading every query and answering none (a hung resolver)       |
 | conn_flood      | a bounded burst of new connections from the source pod                    |
 | pool_exhaustion | the source pod leaks connections until the server's capacity is used up   |
 | listen_overflow | the target's server stops accepting, backlog 2: the accept queue overflows |
@@ -400,10 +400,10 @@ def _dns_pods(tgt: Target, fault: str) -> list[PodPlan]:
     return _need_servers(tgt, ("dnsmasq",), fault)
 
 
-def _dns_proxy(mode: str) -> Apply:
+def _dns_proxy(mode: str, fault: str | None = None) -> Apply:
     def apply(ctx: _Ctx, tgt: Target, src: Target, params: dict[str, Any], *, delay_ms: int,
               **_: Any) -> Target:
-        pods = _dns_pods(tgt, f"dns_{mode}")
+        pods = _dns_pods(tgt, fault or f"dns_{mode}")
         params.update(pods=[p.name for p in pods], mode=mode)
         if mode == "latency":
             params["delay_ms"] = delay_ms
@@ -420,16 +420,6 @@ def _dns_proxy(mode: str) -> Apply:
         return src
 
     return apply
-
-
-def _dns_timeout(ctx: _Ctx, tgt: Target, src: Target, params: dict[str, Any],
-                 **_: Any) -> Target:
-    pods = _dns_pods(tgt, "dns_timeout")
-    params.update(pods=[p.name for p in pods])
-    for pod in pods:
-        ctx.nft(pod.netns, _chain("input", "input", [f"{_saddr(src)}udp dport 53 drop",
-                                                     f"{_saddr(src)}tcp dport 53 drop"]))
-    return src
 
 
 def _one_source(ctx: _Ctx, tgt: Target, src: Target, fault: str) -> Target:
@@ -467,7 +457,7 @@ def _pool_exhaustion(ctx: _Ctx, tgt: Target, src: Target, params: dict[str, Any]
     ready = ctx.lab.state_dir / "faults" / f"{ctx.id}.ready"
     argv = procs.python_argv(
         "burst", "leak", *(a for p in pods for a in ("--to", f"{p.ip}:{p.port}")),
-        "--rate", "40", "--max-count", str(max_count),
+        "--rate", "80", "--max-count", str(max_count),
         "--max-seconds", str(ctx.max_seconds), "--ready", str(ready),
     )
     ctx.spawn("leak", src.pods[0].netns, argv, ready)
@@ -503,7 +493,7 @@ _APPLY: dict[str, Apply] = {
     "dns_latency": _dns_proxy("latency"),
     "dns_nxdomain": _dns_proxy("nxdomain"),
     "dns_servfail": _dns_proxy("servfail"),
-    "dns_timeout": _dns_timeout,
+    "dns_timeout": _dns_proxy("silent", "dns_timeout"),
     "conn_flood": _conn_flood,
     "pool_exhaustion": _pool_exhaustion,
     "listen_overflow": _listen_overflow,

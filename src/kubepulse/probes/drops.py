@@ -1,19 +1,23 @@
 """The drops probe: every packet the kernel drops, counted in the kernel (bpf/drops.bpf.c).
 
-Hook: the ``skb:kfree_skb`` tracepoint, with the kernel's drop ``reason``. The kernel keeps
-one counter per (netns, reason, ethertype, IP protocol, addresses, ports) in the
-``kp_drops`` LRU hash: one map update per dropped packet, no ring record, so a drop storm
+Hooks: the ``skb:kfree_skb`` tracepoint, with the kernel's drop ``reason``; and
+``cgroup_skb/ingress`` on the cgroup v2 root, which counts the SYNs that reach a listener with
+a full accept queue: the kernel turns those away without a kfree_skb, so they are recorded
+under the reason ``TCP_LISTEN_OVERFLOW`` by the probe itself.
+The kernel keeps one counter per (netns, reason, ethertype, IP protocol, addresses, ports) in
+the ``kp_drops`` LRU hash: one map update per dropped packet, no ring record, so a drop storm
 costs user space nothing more than a larger snapshot.
 
 Interface (what the agent loop calls)::
 
     probe = DropProbe()
     took_s = probe.start()
-    probe.attach_status              # {"skb:kfree_skb": True}
+    probe.attach_status              # {"skb:kfree_skb": True, "cgroup_skb/ingress:listen": True}
     snap = probe.snapshot()          # numpy array of SNAPSHOT_DTYPE, cumulative counts
     probe.reason_names()             # {2: "NOT_SPECIFIED", 12: "NETFILTER_DROP", ...}
     classify("NETFILTER_DROP")       # "policy" | "listen_overflow" | "other"
-    probe.counters()                 # {"drops": .., "new_keys": .., "no_header": ..}
+    probe.counters()                 # {"drops": .., "new_keys": .., "no_header": ..,
+                                     #  "listen_full": ..}
     probe.stop(); probe.close()
 
 ``snapshot()`` fields (``SNAPSHOT_DTYPE``): the key (``netns_ino`` u4, ``reason`` u4,
@@ -30,6 +34,7 @@ has no stream to wait on.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +42,13 @@ from typing import Literal, Self
 
 import numpy as np
 
-from kubepulse.kernel.libbpf import Btf, possible_cpus
+from kubepulse.errors import KernelError
+from kubepulse.kernel.libbpf import Btf, cgroup2_mount, possible_cpus
 from kubepulse.kernel.objects import object_path
 from kubepulse.probes.dns import enum_names, open_checked, read_percpu_counters
 
 NAME = "drops"
+log = logging.getLogger(__name__)
 
 KEY_DTYPE = np.dtype([
     ("netns_ino", "<u4"), ("reason", "<u4"), ("saddr", "u1", (16,)), ("daddr", "u1", (16,)),
@@ -56,6 +63,7 @@ SNAPSHOT_DTYPE = np.dtype([(n, KEY_DTYPE.fields[n][0]) for n in KEY_DTYPE.names 
                           + [(n, VALUE_DTYPE.fields[n][0]) for n in VALUE_DTYPE.names or ()])  # type: ignore[index]
 
 TRACEPOINTS = {"kp_drop": "skb:kfree_skb"}
+CGROUP_PROGRAMS = {"kp_listen_full": "cgroup_skb/ingress:listen"}  # on the cgroup v2 root
 REQUIRED = {"kp_drop"}
 
 DropClass = Literal["policy", "listen_overflow", "other"]
@@ -72,10 +80,10 @@ POLICY_REASONS = frozenset({
     "XFRM_POLICY",        # IPsec policy
     "SECURITY_HOOK",      # an LSM refused it
 })
-# The accept queue was full when the handshake's last ACK arrived. (A SYN refused because the
-# queue is full is consumed, not dropped, so it never reaches kfree_skb; the ACKs that follow
-# are what shows here.) SOCKET_BACKLOG is not included: it is the per-socket backlog while the
-# owner holds the socket lock, on any socket, not a listen queue.
+# The accept queue was full: a SYN (counted by kp_listen_full, since the kernel consumes it
+# without a kfree_skb) or the handshake's last ACK (kfree_skb). SOCKET_BACKLOG is not included:
+# it is the per-socket backlog while the owner holds the socket lock, on any socket, not a
+# listen queue.
 LISTEN_OVERFLOW_REASONS = frozenset({"TCP_LISTEN_OVERFLOW", "TCP_REQQFULLDROP"})
 
 
@@ -104,6 +112,7 @@ def kernel_reason_names(btf: Btf | None = None) -> dict[int, str]:
 @dataclass
 class DropConfig:
     max_keys: int = 16384  # distinct (netns, reason, tuple) keys kept in the kernel (LRU)
+    cgroup: str | None = None  # cgroup v2 directory for kp_listen_full; default: the root
 
 
 class DropProbe:
@@ -127,15 +136,27 @@ class DropProbe:
         t0 = time.monotonic()
         try:
             self.obj.load()
-            self.obj.attach_all(required=REQUIRED)
+            for p in self.obj.programs():
+                if p.name not in CGROUP_PROGRAMS:
+                    self.obj.attach(p)
         except Exception:
             self.close()
             raise
+        # Optional: without it, listen overflows show only through the handshake ACKs that
+        # kfree_skb sees. A failure is recorded in attach_status, never fatal.
+        for p in self.obj.programs():
+            if p.name in CGROUP_PROGRAMS:
+                try:
+                    self.obj.attach_cgroup(p, self.config.cgroup or cgroup2_mount())
+                except KernelError as exc:
+                    self.obj.attach_errors[p.name] = str(exc)
+                    log.warning("%s", exc)
         return time.monotonic() - t0
 
     @property
     def attach_status(self) -> dict[str, bool]:
-        return {TRACEPOINTS.get(p.name, p.name): p.name in self.obj.links
+        names = TRACEPOINTS | CGROUP_PROGRAMS
+        return {names.get(p.name, p.name): p.name in self.obj.links
                 for p in self.obj.programs()}
 
     def stop(self) -> None:
@@ -175,7 +196,8 @@ class DropProbe:
         return f"SUBSYS{code >> 16}_{code & 0xFFFF}" if code >> 16 else f"REASON{code}"
 
     def counters(self) -> dict[str, int]:
-        """drops: every kfree_skb hit; new_keys: map inserts; no_header: no IP header."""
+        """drops: every kfree_skb hit; new_keys: map inserts; no_header: no IP header;
+        listen_full: SYNs that reached a listener whose accept queue was full."""
         return read_percpu_counters(self.obj, "kp_drop_counters", self.counter_names,
                                     self._ncpu)
 

@@ -63,6 +63,24 @@ def test_timeouts_reported_after_their_queries_left_the_window() -> None:
     assert found and found[0].evidence["queries"] == 4
 
 
+def test_resolver_hang_fires_at_the_second_timeout_despite_earlier_answers() -> None:
+    # A client asking 10 times a second, one query at a time with a 2 s timeout: once the
+    # resolver hangs, a timeout is reported every 2 s and nothing else. The 5 s window still
+    # holds the answers from before; the 3 s window does not, and decides.
+    from kubepulse.model import DnsSample
+
+    from .helpers import FRONT
+
+    run = Run()
+    for _ in range(20):
+        run.step(dns=[DnsSample(FRONT, queries=5, rcodes={"NOERROR": 5})], dt=0.5)
+    steps = [DnsSample(FRONT, queries=3, rcodes={"NOERROR": 3})] + [DnsSample(FRONT)] * 3 + [
+        DnsSample(FRONT, queries=1, timeouts=1)] + [DnsSample(FRONT)] * 3 + [
+        DnsSample(FRONT, queries=1, timeouts=1)]
+    fired_at = [i for i, d in enumerate(steps) if of(run.step(dns=[d], dt=0.5), TMO)]
+    assert fired_at and fired_at[0] == len(steps) - 1
+
+
 def test_nxdomain_outage_fires_on_the_newest_second_before_the_window_turns() -> None:
     # 3 s of healthy answers, then every answer NXDOMAIN: the 3 s window is still mostly
     # healthy, the newest second is not, and that is enough (dns_errors must fire <= 2 s).

@@ -3,7 +3,7 @@ from __future__ import annotations
 from kubepulse.detect import classify_reason
 from kubepulse.model import EdgeKey
 
-from .helpers import CART, EDGE, Run, drop, pod
+from .helpers import CART, EDGE, Run, drop, edge, healthy, of, pod
 
 POLICY, OVERFLOW, OTHER = "policy_denied", "listen_overflow", "packet_drop"
 
@@ -30,6 +30,26 @@ def test_policy_drops_a_second_apart_fire_within_two_seconds() -> None:
     run = Run()
     assert run.step(drops=[drop("NETFILTER_DROP", 1)]) == []
     assert types(run.step(drops=[drop("NETFILTER_DROP", 1)])) == [POLICY]
+
+
+def test_policy_denial_right_after_healthy_traffic_fires_at_once() -> None:
+    # Healthy connects a second earlier are still in the 5 s window; only the newest second
+    # decides whether connects get through.
+    run = Run()
+    for _ in range(4):
+        run.step([healthy(n=20)])
+    found = run.step([edge(attempts=20, syn_retransmits=20)],
+                     drops=[drop("NETFILTER_DROP", 20)])
+    assert types(of(found, POLICY)) == [POLICY]
+
+
+def test_filter_drops_on_an_edge_whose_connects_get_through_are_not_a_denial() -> None:
+    # 30 % loss emulated by a filter: most connects of the newest second succeed.
+    run = Run()
+    for _ in range(6):
+        found = run.step([healthy(n=14), edge(attempts=6, syn_retransmits=6)],
+                         drops=[drop("NETFILTER_DROP", 6)])
+        assert of(found, POLICY) == []
 
 
 def test_packet_drop_floor_and_classes_do_not_mix() -> None:

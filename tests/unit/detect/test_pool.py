@@ -40,7 +40,8 @@ def test_guards_below_min_open_and_min_failures() -> None:
     assert of(run.step([edge(attempts=3, refused=3, open_connections=19)]), T) == []
     run2 = Run()
     climb(run2, 5, 50, 5)
-    assert of(run2.step([edge(attempts=2, refused=2, open_connections=50)]), T) == []
+    assert of(run2.step([edge(attempts=1, refused=1, open_connections=50)]), T) == []
+    assert of(run2.step([edge(attempts=1, refused=1, open_connections=50)]), T) != []
 
 
 def test_local_port_exhaustion_cause() -> None:
@@ -56,3 +57,24 @@ def test_warm_baseline_ignores_a_normally_large_pool() -> None:
         run.step([healthy(open_connections=200)])
     found = run.step([edge(attempts=3, refused=3, open_connections=210)])
     assert of(found, T) == []
+
+
+def test_unserved_connections_after_a_climb_fire_with_a_server_limit_cause() -> None:
+    # The lab's pool_exhaustion: the server at its limit queues new connections and never
+    # answers; the client's connects succeed, it sends, hears nothing, closes with FIN.
+    run = Run()
+    climb(run, 5, 60, 5)
+    found = of(run.step([edge(attempts=4, handshakes=4, established_closed=4, no_reply=4,
+                              open_connections=64)]), T)
+    assert len(found) == 1
+    assert "never answered" in found[0].cause
+    assert found[0].evidence["no_reply"] == 4
+
+
+def test_unserved_connections_without_a_climb_are_silent() -> None:
+    # A victim of someone else's leak: its own gauge is flat.
+    run = Run()
+    for _ in range(12):
+        run.step([healthy(open_connections=2)])
+    assert of(run.step([edge(attempts=4, established_closed=4, no_reply=4,
+                             open_connections=2)]), T) == []

@@ -19,6 +19,7 @@ import time
 from kubepulse.lab.programs.common import http_request, split_hostport, touch
 
 CONNECT_TIMEOUT_S = 2.0
+LEAK_THREADS = 8
 
 
 def flood(targets: list[tuple[str, int]], rate: float, max_count: int, deadline: float) -> None:
@@ -53,22 +54,48 @@ def flood(targets: list[tuple[str, int]], rate: float, max_count: int, deadline:
 
 
 def leak(targets: list[tuple[str, int]], rate: float, max_count: int, deadline: float) -> None:
+    """Open connections at ``rate`` from a few threads (a pool whose users each wait on their
+    own connection) and hold every one that answered; a connection that gets no answer
+    within CONNECT_TIMEOUT_S is given up, as a pool client would."""
+    lock = threading.Lock()
     held: list[socket.socket] = []
-    n = 0
-    while time.monotonic() < deadline:
-        if n < max_count:
+    issued = 0
+    start = time.monotonic()
+
+    def worker() -> None:
+        nonlocal issued
+        while time.monotonic() < deadline:
+            with lock:
+                if issued >= max_count:
+                    return
+                n = issued
+                issued += 1
+            due = start + n / rate
+            if due > time.monotonic():
+                time.sleep(min(due - time.monotonic(), max(0.0, deadline - time.monotonic())))
             host, port = targets[n % len(targets)]
-            n += 1
             try:
                 s = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
+            except OSError:
+                continue
+            try:
                 s.settimeout(CONNECT_TIMEOUT_S)
                 http_request(s, host, close=False)
-                held.append(s)
             except OSError:
-                pass
-        time.sleep(min(1.0 / rate, max(0.0, deadline - time.monotonic())))
-    for s in held:
-        s.close()
+                s.close()
+                continue
+            with lock:
+                held.append(s)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(LEAK_THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()) + CONNECT_TIMEOUT_S * 2)
+    time.sleep(max(0.0, deadline - time.monotonic()))  # hold what leaked until the end
+    with lock:
+        for s in held:
+            s.close()
 
 
 def main() -> None:

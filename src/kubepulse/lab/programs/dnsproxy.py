@@ -4,7 +4,9 @@ A fault starts it in the kube-dns pod and redirects port 53 to it with nftables;
 fault ends the redirect goes and this program is stopped. Modes:
   latency   forward to the upstream, but answer --delay-ms late;
   nxdomain  answer NXDOMAIN for every name;
-  servfail  answer SERVFAIL for every name.
+  servfail  answer SERVFAIL for every name;
+  silent    read every query and answer none (a hung resolver: no packet is dropped by a
+            filter, so the kernel reports nothing a policy detector could take for a denial).
 Bounded: it exits by itself after --max-seconds.
 
     python -m kubepulse.lab.programs.dnsproxy --port 5354 --mode nxdomain --max-seconds 60
@@ -28,7 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--port", type=int, default=5354)
     ap.add_argument("--upstream", default="127.0.0.1")
-    ap.add_argument("--mode", choices=("latency", "nxdomain", "servfail"), required=True)
+    ap.add_argument("--mode", choices=("latency", "nxdomain", "servfail", "silent"), required=True)
     ap.add_argument("--delay-ms", type=float, default=1000.0)
     ap.add_argument("--max-seconds", type=float, default=600.0)
     ap.add_argument("--ready")
@@ -62,6 +64,8 @@ def main() -> None:
             query = DNSRecord.parse(data)
         except Exception as exc:  # noqa: BLE001 - dnslib raises many types on bad input
             print(f"dropped a malformed query from {peer[0]}: {exc}", flush=True)
+            continue
+        if args.mode == "silent":
             continue
         if args.mode == "latency":
             if inflight.acquire(blocking=False):
