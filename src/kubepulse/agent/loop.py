@@ -82,6 +82,7 @@ class Agent:
         self.last_samples: list[EdgeSample] = []
         self.last_dns: list[DnsSample] = []
         self.last_drops: list[DropSample] = []
+        self.last_records = np.empty(0, dtype=EVENT_DTYPE)  # newest records of the last tick
         self.aggregator: EdgeAggregator | None = None
 
     def request_stop(self, *_: object) -> None:
@@ -188,12 +189,13 @@ class Agent:
             self._dns_pending = []
             self.stats.dns_records += len(batch)
             dns = dns_samples(batch, self.resolver, self.aggregator.scope,
-                              self.dns._timeout_kind, qname_text)
+                              self.dns.timeout_kind, qname_text)
         drops: list[DropSample] = []
         if self.drops is not None and self.drop_differ is not None:
             drops = self.drop_differ.samples(self.drops.snapshot())
         # What this tick judged, for the exporters (metrics, dashboard) called from on_tick.
         self.last_samples, self.last_dns, self.last_drops = samples, dns, drops
+        self.last_records = records[-256:].copy()  # bounded: the dashboard's raw events
         findings = self.engine.step(now, edges=samples, dns=dns, drops=drops)
         changes = self.alerts.process(findings, now)
         if changes:

@@ -58,17 +58,20 @@ def _run(args: argparse.Namespace) -> int:
         sinks.append(ConsoleSink(sys.stdout))
     if args.webhook:
         sinks.append(WebhookSink(args.webhook, config.alerts.webhook))
-    from kubepulse.alerts.alertmanager import AlertmanagerConfig, AlertmanagerSink
+    from kubepulse.alerts.alertmanager import AlertmanagerSink
     from kubepulse.export import AgentMetrics, HttpListener, serve_agent_routes
 
-    metrics, listener = AgentMetrics(), None
+    metrics, listener = AgentMetrics(config.metrics), None
     if args.listen:
         listener = HttpListener(args.listen)
         serve_agent_routes(listener, metrics)
         listener.start()  # before attaching: /healthz answers while the probes load
-    if args.alertmanager:
-        sinks.append(AlertmanagerSink(args.alertmanager, AlertmanagerConfig(
-            dashboard_url=listener.url if listener else "")))
+    am = config.alertmanager
+    am_urls = list(dict.fromkeys([*am.urls, *args.alertmanager]))
+    if am_urls:
+        if not am.dashboard_url and listener is not None:
+            am = am.model_copy(update={"dashboard_url": listener.url})
+        sinks.append(AlertmanagerSink(am_urls, am))
     resolver = Resolver(inv, node=args.node or "", host_name=args.node or socket.gethostname())
     scope = resolver.scope()
 
@@ -77,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
         where = (f"{len(scope.netns)} pod network namespaces" if scope.netns is not None
                  else "every network namespace on this host")
         print(f"kubepulse: agent running on {args.node or socket.gethostname()}: "
-              f"{sum(st.values())}/{len(st)} tracepoints attached in "
+              f"{sum(st.values())}/{len(st)} hooks attached in "
               f"{agent.stats.attach_seconds * 1e3:.0f} ms, watching {where}; "
               f"alerts in {args.alerts_jsonl or 'stdout'}"
               f"{'; metrics on ' + listener.url + '/metrics' if listener else ''}; "

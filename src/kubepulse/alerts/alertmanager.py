@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from kubepulse.detect.config import AlertmanagerConfig
 from kubepulse.model import Alert, rfc3339
 
 log = logging.getLogger("kubepulse.alerts.alertmanager")
@@ -46,19 +47,6 @@ STABLE_LABELS = frozenset({
     "src_namespace", "src_workload", "dst_namespace", "dst_workload", "dst_service",
     "dst_port", "node", "namespace", "workload", "client_namespace", "client_workload"})
 _LABEL_RE = re.compile(r"[^a-zA-Z0-9_]")
-
-
-@dataclass(frozen=True)
-class AlertmanagerConfig:
-    resend_seconds: float = 60.0  # firing (and recently resolved) alerts are re-sent this often
-    ends_at_intervals: float = 4.0  # a firing alert's endsAt: this many resend intervals ahead
-    resolved_repeat_seconds: float = 300.0  # keep telling a resolve for this long
-    queue_size: int = 1000  # distinct alerts pending per instance; beyond, new ones are dropped
-    batch_size: int = 100  # alerts per POST
-    backoff_seconds: float = 0.5  # first retry delay, doubled each failure
-    backoff_max_seconds: float = 30.0
-    timeout_seconds: float = 5.0  # per request
-    dashboard_url: str = ""  # e.g. http://node:9810 -> generatorURL .../#/alerts/<fingerprint>
 
 
 @dataclass

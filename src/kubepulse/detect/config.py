@@ -120,6 +120,61 @@ class AlertsConfig(BaseModel):
     webhook: WebhookConfig = WebhookConfig()
 
 
+class AlertmanagerConfig(BaseModel):
+    """Delivery to Alertmanager (``POST /api/v2/alerts``), to every URL in ``urls`` and every
+    ``--alertmanager``."""
+
+    model_config = _STRICT
+
+    urls: tuple[str, ...] = Field(default=(), description="Alertmanager base URLs (an HA set)")
+    resend_seconds: float = Field(default=60.0, gt=0.0,
+                                  description="firing (and recently resolved) alerts re-sent this often")
+    ends_at_intervals: float = Field(default=4.0, ge=1.0,
+                                     description="a firing alert's endsAt: this many resends ahead")
+    resolved_repeat_seconds: float = Field(default=300.0, ge=0.0,
+                                           description="keep telling a resolve for this long")
+    queue_size: int = Field(default=1000, ge=1,
+                            description="distinct alerts pending per instance; beyond, dropped")
+    batch_size: int = Field(default=100, ge=1, description="alerts per POST")
+    backoff_seconds: float = Field(default=0.5, gt=0.0, description="first retry delay, doubled each failure")
+    backoff_max_seconds: float = Field(default=30.0, gt=0.0)
+    timeout_seconds: float = Field(default=5.0, gt=0.0, description="per request")
+    dashboard_url: str = Field(
+        default="", description="generatorURL base; default: the agent's own listener")
+
+
+# Seconds. Connect latency and RTT inside a cluster sit between 50 us and a few ms; the upper
+# buckets catch SYN retransmits (1 s, 3 s) and WAN peers.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0)
+DNS_BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class MetricsConfig(BaseModel):
+    """The Prometheus exposition on the agent's listener (docs/metrics.md)."""
+
+    model_config = _STRICT
+
+    max_series: int = Field(default=10_000, ge=1,
+                            description='label sets the families may hold; beyond, "other"')
+    grace_seconds: float = Field(default=300.0, ge=0.0,
+                                 description="a series idle this long (its pods gone) is removed")
+    ready_max_tick_age_seconds: float = Field(default=5.0, gt=0.0,
+                                              description="/readyz fails when the last tick is older")
+    latency_buckets: tuple[float, ...] = LATENCY_BUCKETS
+    dns_buckets: tuple[float, ...] = DNS_BUCKETS
+
+    @model_validator(mode="after")
+    def _sorted_buckets(self) -> MetricsConfig:
+        for name in ("latency_buckets", "dns_buckets"):
+            b = getattr(self, name)
+            if not b or list(b) != sorted(set(b)) or b[0] <= 0:
+                raise ValueError(f"{name} must be positive, increasing and not empty")
+        return self
+
+
 class AgentConfig(BaseModel):
     """How the agent reads the kernel: tick length and kernel buffer sizes."""
 
@@ -148,6 +203,8 @@ class KubepulseConfig(BaseModel):
     tracking: TrackingConfig = TrackingConfig()
     detectors: DetectorsConfig = DetectorsConfig()
     alerts: AlertsConfig = AlertsConfig()
+    alertmanager: AlertmanagerConfig = AlertmanagerConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

@@ -38,6 +38,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from kubepulse import __version__
+from kubepulse.detect.config import MetricsConfig
 from kubepulse.model import (
     ALERT_TYPES,
     Alert,
@@ -52,14 +53,6 @@ OTHER = "other"
 EDGE_LABELS: tuple[str, ...] = (
     "src_namespace", "src_workload", "dst_namespace", "dst_workload", "dst_service", "port")
 CLIENT_LABELS: tuple[str, ...] = ("namespace", "workload")
-
-# Seconds. Connect latency and RTT inside a cluster sit between 50 us and a few ms; the upper
-# buckets catch SYN retransmits (1 s, 3 s) and WAN peers.
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0)
-DNS_BUCKETS: tuple[float, ...] = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 # Kernel counters (enum kp_counter, lower-cased) and the family each is exposed as. A counter
 # the table does not name is still exposed, as kubepulse_kernel_events_total{counter=...}.
@@ -82,15 +75,6 @@ KERNEL_COUNTERS: dict[str, tuple[str, str, dict[str, str]]] = {
 # Attach-status keys the agent sets to False when an optional probe is missing altogether;
 # they do not make the agent unready (it still sees TCP), but they do show as 0.
 OPTIONAL_PROBES = frozenset({"dns", "drops"})
-
-
-@dataclass(frozen=True)
-class MetricsConfig:
-    max_series: int = 10_000  # label sets the agent's families may hold, "other" excepted
-    grace_seconds: float = 300.0  # a series idle this long (its pods are gone) is removed
-    ready_max_tick_age_seconds: float = 5.0  # /readyz fails when the last tick is older
-    latency_buckets: tuple[float, ...] = LATENCY_BUCKETS
-    dns_buckets: tuple[float, ...] = DNS_BUCKETS
 
 
 # -- what AgentMetrics reads from the agent (kubepulse.agent.loop.Agent satisfies it) -----------

@@ -39,7 +39,7 @@ import struct
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +47,7 @@ from kubepulse.errors import KernelError
 from kubepulse.kernel.libbpf import BpfObject, Btf, cgroup2_mount, possible_cpus
 from kubepulse.kernel.objects import object_path
 from kubepulse.kernel.ringbuf import RingReader
+from kubepulse.probes.base import Probe
 from kubepulse.probes.dnsname import qname_text
 from kubepulse.probes.tcp_conn import addr_str
 
@@ -201,14 +202,16 @@ class DnsEvent:
         return asdict(self)
 
 
-class DnsProbe:
+class DnsProbe(Probe):
     """Open, configure, load and attach dns; then read records (answers and timeouts)."""
 
     name = NAME
+    hooks = ATTACH
 
     def __init__(self, config: DnsConfig | None = None, path: Path | None = None) -> None:
         self.config = config or DnsConfig()
         c = self.config
+        self.poll_interval_s = c.poll_interval_s
         self.obj, btf = open_checked(path or object_path(NAME), MIRRORS)
         self.reader: RingReader | None = None
         self._ncpu = possible_cpus()
@@ -226,7 +229,7 @@ class DnsProbe:
         except Exception:
             self.obj.close()
             raise
-        self._timeout_kind = self.enums.kind_code("timeout")
+        self.timeout_kind = self.enums.kind_code("timeout")  # the `kind` of a timeout record
         self._last_sweep = 0.0
         self.timeouts = 0  # records made by the sweep
         self.wall_offset = time.time() - time.monotonic()
@@ -244,19 +247,6 @@ class DnsProbe:
             self.close()
             raise
         return time.monotonic() - t0
-
-    @property
-    def attach_status(self) -> dict[str, bool]:
-        return {ATTACH.get(p.name, p.section): p.name in self.obj.links
-                for p in self.obj.programs()}
-
-    def stop(self) -> None:
-        """Detach; what is queued (and still pending) can still be read."""
-        self.obj.detach_all()
-
-    def wait(self, timeout_s: float | None = None) -> bool:
-        assert self.reader is not None, "start() first"
-        return self.reader.wait(self.config.poll_interval_s if timeout_s is None else timeout_s)
 
     def read(self) -> np.ndarray:
         """Answers queued by the kernel, then any timeouts the sweep declares now."""
@@ -289,7 +279,7 @@ class DnsProbe:
         out["ts_ns"] = now_ns
         out["latency_ns"] = 0
         out["rcode"] = 0
-        out["kind"] = self._timeout_kind
+        out["kind"] = self.timeout_kind
         self.timeouts += len(out)
         return out
 
@@ -305,19 +295,6 @@ class DnsProbe:
         if self.reader is not None:
             out["foreign"] = self.reader.foreign
         return out
-
-    def close(self) -> None:
-        if self.reader is not None:
-            self.reader.close()
-            self.reader = None
-        self.obj.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 @functools.lru_cache(maxsize=1)
 def _installed_enums() -> DnsEnums:

@@ -38,13 +38,14 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal
 
 import numpy as np
 
 from kubepulse.errors import KernelError
 from kubepulse.kernel.libbpf import Btf, cgroup2_mount, possible_cpus
 from kubepulse.kernel.objects import object_path
+from kubepulse.probes.base import Probe
 from kubepulse.probes.dns import enum_names, open_checked, read_percpu_counters
 
 NAME = "drops"
@@ -115,10 +116,11 @@ class DropConfig:
     cgroup: str | None = None  # cgroup v2 directory for kp_listen_full; default: the root
 
 
-class DropProbe:
+class DropProbe(Probe):
     """Open, load and attach drops; then take snapshots of the in-kernel counters."""
 
     name = NAME
+    hooks = TRACEPOINTS | CGROUP_PROGRAMS
 
     def __init__(self, config: DropConfig | None = None, path: Path | None = None) -> None:
         self.config = config or DropConfig()
@@ -152,16 +154,6 @@ class DropProbe:
                     self.obj.attach_errors[p.name] = str(exc)
                     log.warning("%s", exc)
         return time.monotonic() - t0
-
-    @property
-    def attach_status(self) -> dict[str, bool]:
-        names = TRACEPOINTS | CGROUP_PROGRAMS
-        return {names.get(p.name, p.name): p.name in self.obj.links
-                for p in self.obj.programs()}
-
-    def stop(self) -> None:
-        """Detach; the counters stay readable until close()."""
-        self.obj.detach_all()
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Nothing streams from this probe: sleep, so the agent loop can treat it alike."""
@@ -200,12 +192,3 @@ class DropProbe:
         listen_full: SYNs that reached a listener whose accept queue was full."""
         return read_percpu_counters(self.obj, "kp_drop_counters", self.counter_names,
                                     self._ncpu)
-
-    def close(self) -> None:
-        self.obj.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -14,7 +14,7 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from kubepulse.kernel.libbpf import BpfObject, Btf, possible_cpus
 from kubepulse.kernel.objects import object_path
 from kubepulse.kernel.ringbuf import RingReader
 from kubepulse.model import ConnEvent
+from kubepulse.probes.base import Probe
 
 log = logging.getLogger("kubepulse.probes.tcp_conn")
 
@@ -133,13 +134,15 @@ class TcpConnConfig:
     poll_interval_s: float = 0.05  # otherwise the reader looks this often
 
 
-class TcpConnProbe:
+class TcpConnProbe(Probe):
     """Open, configure, load and attach tcp_conn; then read records, counters and sockets."""
 
     name = NAME
+    hooks = TRACEPOINTS
 
     def __init__(self, config: TcpConnConfig | None = None, path: Path | None = None) -> None:
         self.config = config or TcpConnConfig()
+        self.poll_interval_s = self.config.poll_interval_s
         self.obj = BpfObject(path or object_path(NAME))
         self.reader: RingReader | None = None
         self._ncpu = possible_cpus()
@@ -176,19 +179,6 @@ class TcpConnProbe:
             raise
         return time.monotonic() - t0
 
-    @property
-    def attach_status(self) -> dict[str, bool]:
-        return {TRACEPOINTS.get(p.name, p.name): p.name in self.obj.links
-                for p in self.obj.programs()}
-
-    def stop(self) -> None:
-        """Detach every program; what is already queued can still be read."""
-        self.obj.detach_all()
-
-    def wait(self, timeout_s: float | None = None) -> bool:
-        assert self.reader is not None, "start() first"
-        return self.reader.wait(self.config.poll_interval_s if timeout_s is None else timeout_s)
-
     def read(self) -> np.ndarray:
         assert self.reader is not None, "start() first"
         return self.reader.read()
@@ -215,19 +205,6 @@ class TcpConnProbe:
 
     def wall_time(self, ts_ns: np.ndarray | int) -> Any:
         return np.asarray(ts_ns) / 1e9 + self._wall_offset
-
-    def close(self) -> None:
-        if self.reader is not None:
-            self.reader.close()
-            self.reader = None
-        self.obj.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def addr_str(raw: np.ndarray | bytes, family: int) -> str:
     b = bytes(raw)
