@@ -121,7 +121,7 @@ def test_fault_to_prometheus_and_alertmanager_then_an_outage(
                                                                        "resolved"))[-1]
                 ends = parse_rfc3339(resolved[0]["endsAt"])
                 assert abs(ends - parse_rfc3339(line["ends_at"])) < 0.01
-                assert ends >= truth["end_epoch"] - 1.0  # not before the fault was undone
+                assert ends >= truth.end_epoch - 1.0  # not before the fault was undone
             # -- 2: Alertmanager down while a fault fires; delivered once it is back --------
             fault = faults.start(lab, "refused", "shop/api/api-1")
             try:

@@ -121,16 +121,18 @@ class AlertmanagerSink:
                     t.cond.wait(0.05 if left is None else min(0.05, left))
         return True
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Deliver what is pending (up to ``timeout``), then stop; the rest counts as dropped."""
+    def close(self, timeout: float = 3.0) -> None:
+        """Deliver what is pending, then stop, all within ``timeout`` (an agent told to stop
+        must stop, Alertmanager down or not); what is left counts as dropped."""
+        deadline = time.monotonic() + timeout
         self.flush(timeout)
         self._stop.set()
         for t in self.targets:
             with t.cond:
                 t.cond.notify_all()
         for t in self.targets:
-            if t.thread is not None:
-                t.thread.join(timeout)
+            if t.thread is not None:  # daemon threads: one stuck in a request cannot hold us
+                t.thread.join(max(0.0, deadline - time.monotonic()))
             with t.cond:
                 self.dropped_total["sink"] += len(t.pending)
                 t.pending.clear()

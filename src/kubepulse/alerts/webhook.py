@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 import httpx
@@ -58,8 +59,10 @@ class WebhookSink:
         threading.Thread(target=waiter, daemon=True).start()
         return done.wait(timeout)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Send what is queued (up to ``timeout``), then stop; what is left counts as dropped."""
+    def close(self, timeout: float = 3.0) -> None:
+        """Send what is queued, then stop, all within ``timeout``; what is left counts as
+        dropped."""
+        deadline = time.monotonic() + timeout
         self.flush(timeout)
         self._stop.set()
         while True:
@@ -74,7 +77,7 @@ class WebhookSink:
             self._queue.put_nowait(None)
         except queue.Full:
             pass
-        self._thread.join(timeout)
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         self._client.close()
 
     @property
