@@ -29,8 +29,10 @@ bpf:
 bench: setup-test
 	bench/run.sh
 
+# The long resilience runs (docs/reliability.md): a 10-minute churn soak (KUBEPULSE_SOAK_MINUTES)
+# and 2-minute sink outages. `make test` leaves them out (pyproject.toml: -m 'not soak').
 soak: setup-test
-	$(PY) -m pytest -q -m soak
+	KUBEPULSE_REQUIRE_BPF=1 $(PY) -m pytest -q -m soak -s tests/resilience
 
 clean:
 	$(MAKE) -C bpf clean

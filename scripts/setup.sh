@@ -2,7 +2,8 @@
 # Installs everything kubepulse needs on a fresh Debian/Ubuntu machine (as root):
 # the BPF toolchain (clang, libbpf, bpftool), the lab's servers, and a venv with kubepulse.
 #   scripts/setup.sh          runtime + lab
-#   scripts/setup.sh --test   also the test tools (pytest, mypy, ruff) and the test servers
+#   scripts/setup.sh --test   also the test tools (pytest, mypy, ruff, playwright), the test
+#                             servers and Debian's chromium (the dashboard's browser tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,9 +21,13 @@ APT_PACKAGES=(
     nginx-light dnsmasq-base                         # lab servers
     python3-venv
 )
+# The dashboard's front-end libraries come from npm at build time (`npm ci` in setup.py).
+# A node from elsewhere (e.g. NodeSource) ships its own npm and conflicts with Debian's.
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
 if [ "$WITH_TEST" = 1 ]; then
     APT_PACKAGES+=(bpftrace                          # benchmark comparison
-                   prometheus prometheus-alertmanager)  # real servers for the export tests
+                   prometheus prometheus-alertmanager   # real servers for the export tests
+                   chromium)                         # dashboard tests (Playwright drives it)
 fi
 
 export DEBIAN_FRONTEND=noninteractive
@@ -41,7 +46,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-echo "==> pip install . (builds the BPF objects with clang)"
+echo "==> pip install . (builds the BPF objects with clang, and the dashboard with npm ci)"
 if [ "$WITH_TEST" = 1 ]; then
     .venv/bin/python -m pip install -q ".[test]"
 else

@@ -34,6 +34,9 @@ from kubepulse.probes.tcp_conn import EVENT_DTYPE, TcpConnConfig, TcpConnProbe
 
 log = logging.getLogger("kubepulse.agent")
 
+# Loss is a warning, but at most one line per interval: a flood must not flood the log too.
+LOST_WARNING_INTERVAL_S = 10.0
+
 
 @dataclass
 class AgentStats:
@@ -84,6 +87,8 @@ class Agent:
         self.last_drops: list[DropSample] = []
         self.last_records = np.empty(0, dtype=EVENT_DTYPE)  # newest records of the last tick
         self.aggregator: EdgeAggregator | None = None
+        self._lost_warned = 0  # lost_kernel at the last warning
+        self._lost_warned_at = -LOST_WARNING_INTERVAL_S
 
     def request_stop(self, *_: object) -> None:
         self._stop = True
@@ -206,9 +211,21 @@ class Agent:
         self.stats.kernel_counters = counters
         self.stats.lost_kernel = counters.get("ringbuf_full", 0)
         self.stats.lost_user = max(0, counters.get("records", 0) - self.stats.records_received)
+        if self.dns is not None:  # malformed, unmatched, ...: kubepulse_kernel_events_total
+            counters.update({f"dns_{k}": v for k, v in self.dns.counters().items()})
+        self._warn_lost()
         self.stats.engine = self.engine.stats()
         if self.on_tick is not None:
             self.on_tick(self, changes)
+
+    def _warn_lost(self) -> None:
+        lost = self.stats.lost_kernel  # lost_user is only final at shutdown (unread yet)
+        now = time.monotonic()
+        if lost > self._lost_warned and now - self._lost_warned_at >= LOST_WARNING_INTERVAL_S:
+            log.warning("%d connection records lost in the kernel (ring buffer full) since the "
+                        "last warning, %d in all; raise agent.ring_buffer_kib (now %d)",
+                        lost - self._lost_warned, lost, self.config.agent.ring_buffer_kib)
+            self._lost_warned, self._lost_warned_at = lost, now
 
     def _shutdown(self) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -19,11 +20,15 @@ examples:
   sudo kubepulse run --inventory inv.json --node node1  only node1's pods (one agent per node)
   sudo kubepulse run --config my.yaml --webhook http://127.0.0.1:9000/hook
   sudo kubepulse run --alertmanager http://am-0:9093 --alertmanager http://am-1:9093
+  sudo kubepulse run --kubernetes --kubeconfig ~/.kube/config --node node-1   names from the API
+  sudo KUBEPULSE_TOKEN=s3cret kubepulse run --listen 0.0.0.0:9810   dashboard for the LAN
 
 The config file (YAML) holds every threshold and window; deploy/config/kubepulse.yaml lists
 them all with their defaults. Alerts go to stdout, to --alerts-jsonl (one line per state
 change, docs/alerts.md), to --webhook, and to SQLite in --state-dir, so a restart neither
 re-fires nor forgets open alerts. SIGTERM or Ctrl-C: probes detached, state saved, files flushed.
+The dashboard (docs/dashboard.md) is at http://127.0.0.1:9810/ on the same listener; any
+address but loopback needs --token (or KUBEPULSE_TOKEN) unless --insecure is given.
 """
 
 
@@ -36,6 +41,12 @@ def _run(args: argparse.Namespace) -> int:
     from kubepulse.kernel.doctor import require_ready
 
     config = load_config(args.config)
+    token = args.token or os.environ.get("KUBEPULSE_TOKEN", "")
+    if args.listen:
+        _check_exposure(args.listen, token, args.insecure)
+    if args.kubernetes and args.inventory:
+        raise ConfigError("--kubernetes and --inventory both name the pods; give one of them")
+    node = args.node or (os.environ.get("NODE_NAME", "") if args.kubernetes else "")
     inv = inventory_mod.load(args.inventory) if args.inventory else None
     if args.node and inv is not None and inv.node(args.node) is None and not any(
             p.node == args.node for p in inv.pods):
@@ -59,12 +70,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.webhook:
         sinks.append(WebhookSink(args.webhook, config.alerts.webhook))
     from kubepulse.alerts.alertmanager import AlertmanagerSink
+    from kubepulse.dashboard import Dashboard, DashboardStore, TokenGuard, chain
     from kubepulse.export import AgentMetrics, HttpListener, serve_agent_routes
 
     metrics, listener = AgentMetrics(config.metrics), None
+    dashboard = Dashboard(DashboardStore(node=args.node or socket.gethostname()))
     if args.listen:
         listener = HttpListener(args.listen)
         serve_agent_routes(listener, metrics)
+        dashboard.install(listener, guard=TokenGuard(token) if token else None)
         listener.start()  # before attaching: /healthz answers while the probes load
     am = config.alertmanager
     am_urls = list(dict.fromkeys([*am.urls, *args.alertmanager]))
@@ -72,7 +86,22 @@ def _run(args: argparse.Namespace) -> int:
         if not am.dashboard_url and listener is not None:
             am = am.model_copy(update={"dashboard_url": listener.url})
         sinks.append(AlertmanagerSink(am_urls, am))
-    resolver = Resolver(inv, node=args.node or "", host_name=args.node or socket.gethostname())
+    networks: dict[str, str] = {}
+    for n in args.network:
+        name, eq, cidr = n.partition("=")
+        if not eq or not name or not cidr:
+            raise ConfigError(f"--network {n!r}: give NAME=CIDR, e.g. --network corp=10.0.0.0/8")
+        networks[name] = cidr
+    resolver = Resolver(inv, node=node, host_name=node or socket.gethostname(),
+                        networks=networks)
+    kube = None
+    if args.kubernetes:
+        from kubepulse.enrich.kube import KubeConfig, start_kubernetes_inventory
+
+        # The agent starts either way: until the first snapshot, flows are named by process
+        # and address (and /readyz says so through the dashboard's health).
+        kube = start_kubernetes_inventory(node, resolver, KubeConfig(kubeconfig=args.kubeconfig),
+                                          sync_timeout_s=10.0)
     scope = resolver.scope()
 
     def ready(agent: Agent) -> None:
@@ -83,7 +112,8 @@ def _run(args: argparse.Namespace) -> int:
               f"{sum(st.values())}/{len(st)} hooks attached in "
               f"{agent.stats.attach_seconds * 1e3:.0f} ms, watching {where}; "
               f"alerts in {args.alerts_jsonl or 'stdout'}"
-              f"{'; metrics on ' + listener.url + '/metrics' if listener else ''}; "
+              f"{'; metrics on ' + listener.url + '/metrics' if listener else ''}"
+              f"{'; dashboard on ' + listener.url + '/' if listener else ''}; "
               "Ctrl-C to stop",
               file=sys.stderr, flush=True)
         for tp, ok in st.items():
@@ -92,10 +122,16 @@ def _run(args: argparse.Namespace) -> int:
                       file=sys.stderr)
 
     agent = Agent(config, resolver, Sinks(sinks), store,  # type: ignore[arg-type]
-                  on_tick=metrics.observe_tick)
+                  on_tick=chain(metrics.observe_tick, dashboard.on_tick))
+    for sink in sinks:  # restored alerts: Alertmanager must go on hearing that they fire
+        if isinstance(sink, AlertmanagerSink):
+            for restored in agent.alerts.open_alerts():
+                sink.emit(restored)
     try:
         rc = agent.run(duration=args.duration or None, ready=ready)
     finally:
+        if kube is not None:
+            kube.stop()
         if listener is not None:
             listener.close()
     s = agent.stats
@@ -104,6 +140,23 @@ def _run(args: argparse.Namespace) -> int:
           f"{s.lost_user} in user space; open alerts saved to {store.path}",
           file=sys.stderr)
     return rc
+
+
+def _check_exposure(listen: str, token: str, insecure: bool) -> None:
+    """Beyond loopback the dashboard and API need a token, unless --insecure says otherwise."""
+    from kubepulse.dashboard import is_loopback_host
+    from kubepulse.export.http import parse_listen
+
+    host, _ = parse_listen(listen)
+    if is_loopback_host(host) or token:
+        return
+    if not insecure:
+        raise ConfigError(f"--listen {listen}: not a loopback address, so the dashboard and "
+                          "API need a token: give --token or set KUBEPULSE_TOKEN (or "
+                          "--insecure to serve without one)")
+    print(f"kubepulse: warning: --insecure: serving the dashboard and API on {listen} "
+          "without a token; anyone who can reach it sees every flow and alert",
+          file=sys.stderr, flush=True)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -115,7 +168,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--inventory", metavar="FILE",
                    help="pods/services/nodes (from `kubepulse lab up` or written by hand, "
                         "docs/inventory.md)")
-    p.add_argument("--node", metavar="NAME", help="speak only for this node's pods")
+    p.add_argument("--node", metavar="NAME", help="speak only for this node's pods "
+                   "(with --kubernetes: default $NODE_NAME, from the downward API)")
+    p.add_argument("--kubernetes", action="store_true",
+                   help="name pods, workloads and services from the API server (list+watch; "
+                        "in a pod: its service account; else --kubeconfig or $KUBECONFIG)")
+    p.add_argument("--kubeconfig", metavar="FILE", help="with --kubernetes: this kubeconfig")
+    p.add_argument("--network", metavar="NAME=CIDR", action="append", default=[],
+                   help="name addresses outside the cluster (repeatable), else 'external'")
     p.add_argument("--config", metavar="FILE", help="YAML thresholds and windows")
     p.add_argument("--alerts-jsonl", metavar="FILE", help="append alert state changes here")
     p.add_argument("--webhook", metavar="URL", help="POST each alert state change as JSON")
@@ -125,8 +185,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="stop after S seconds (default: until SIGTERM/Ctrl-C)")
     p.add_argument("--quiet", action="store_true", help="no alerts on stdout")
     p.add_argument("--listen", metavar="ADDR", default="127.0.0.1:9810",
-                   help="serve /metrics, /healthz and /readyz here (default %(default)s; "
-                        "'' to disable)")
+                   help="serve the dashboard (/), its API (/api/v1), /metrics, /healthz and "
+                        "/readyz here (default %(default)s; '' to disable)")
+    p.add_argument("--token", metavar="TOKEN", default="",
+                   help="require this token (bearer header, or a cookie from /login) on the "
+                        "listener; default $KUBEPULSE_TOKEN. Needed beyond loopback")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback --listen without a token (prints a warning)")
     p.add_argument("--alertmanager", metavar="URL", action="append", default=[],
                    help="send alerts to this Alertmanager (repeat for each of an HA pair)")
     p.set_defaults(func=_run)

@@ -49,9 +49,15 @@ class Response:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+    # A long-lived response (server-sent events): called after the headers with a ``write``
+    # that raises OSError once the client is gone, and the listener's ``closing`` event. It
+    # runs on the request's own thread; the connection closes when it returns.
+    stream: Callable[[Callable[[bytes], None], threading.Event], None] | None = None
 
 
 Handler = Callable[[Request], Response]
+# Runs before every route: a Response (e.g. 401) refuses the request, None lets it through.
+Guard = Callable[[Request], Response | None]
 
 
 def parse_listen(addr: str) -> tuple[str, int]:
@@ -77,6 +83,8 @@ class HttpListener:
         self._prefix: list[tuple[str, Handler, frozenset[str]]] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.guard: Guard | None = None
+        self.closing = threading.Event()  # set by close(): streams return
 
     def route(self, path: str, handler: Handler, methods: tuple[str, ...] = ("GET",),
               prefix: bool = False) -> None:
@@ -114,6 +122,7 @@ class HttpListener:
     def close(self, timeout: float = 5.0) -> None:
         if self._server is None:
             return
+        self.closing.set()
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
@@ -128,6 +137,8 @@ class HttpListener:
         self.close()
 
     def dispatch(self, req: Request) -> Response:
+        if self.guard is not None and (refused := self.guard(req)) is not None:
+            return refused
         found = self._exact.get(req.path)
         if found is None:
             found = next(((h, m) for p, h, m in self._prefix if req.path.startswith(p)), None)
@@ -159,12 +170,29 @@ class HttpListener:
                 resp = listener.dispatch(req)
                 self.send_response(resp.status)
                 self.send_header("Content-Type", resp.content_type)
-                self.send_header("Content-Length", str(len(resp.body)))
+                if resp.stream is None:
+                    self.send_header("Content-Length", str(len(resp.body)))
+                else:
+                    self.send_header("Connection", "close")
                 for k, v in resp.headers.items():
                     self.send_header(k, v)
                 self.end_headers()
-                if self.command != "HEAD":
+                if self.command == "HEAD":
+                    return
+                if resp.stream is None:
                     self.wfile.write(resp.body)
+                    return
+                self.close_connection = True
+                self.connection.settimeout(10.0)  # a stalled client cannot pin the thread
+
+                def write(data: bytes) -> None:
+                    self.wfile.write(data)
+                    self.wfile.flush()
+
+                try:
+                    resp.stream(write, listener.closing)
+                except OSError:  # the client went away
+                    pass
 
             do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _serve
 
