@@ -278,20 +278,35 @@ class DropDiffer:
     reason_name: object  # callable code -> name
     classify: object  # callable name -> class
     _prev: dict[bytes, int] = field(default_factory=dict)
+    _seen_ns: int = 0  # the newest last_ns of the previous snapshot
     benign_total: int = 0
+
+    # Keys are looked at only when they changed since the previous snapshot (their last_ns is
+    # newer), so a tick costs the drops of the last tick, not the whole map. The map is read
+    # without a lock, so a key updated on another CPU while it was read may carry a last_ns
+    # a little older than the newest one seen; the margin catches it, and a key that slipped
+    # through anyway only has its delta reported later (the counts are cumulative).
+    MARGIN_NS = 2_000_000_000
+    MAX_KEYS = 200_000  # the remembered counts, bounded like the kernel map behind them
 
     def samples(self, snap: np.ndarray) -> list[DropSample]:
         if self.scope.netns is not None and len(snap):
             snap = snap[np.isin(snap["netns_ino"], np.fromiter(self.scope.netns, np.uint32))]
-        cur: dict[bytes, int] = {}
-        grouped: dict[tuple[EdgeKey, str], int] = {}
         key_fields = [n for n in (snap.dtype.names or ()) if n not in
                       ("packets", "bytes", "first_ns", "last_ns")]
+        if len(self._prev) > self.MAX_KEYS:  # rare: forget the keys the kernel map evicted
+            live = {b"".join(np.asarray(r[f]).tobytes() for f in key_fields) for r in snap}
+            self._prev = {k: n for k, n in self._prev.items() if k in live}
+        if len(snap):
+            changed = snap["last_ns"].astype(np.int64) > self._seen_ns - self.MARGIN_NS
+            self._seen_ns = max(self._seen_ns, int(snap["last_ns"].max()))
+            snap = snap[changed]
+        grouped: dict[tuple[EdgeKey, str], int] = {}
         for r in snap:
             k = b"".join(np.asarray(r[f]).tobytes() for f in key_fields)
             packets = int(r["packets"])
-            cur[k] = packets
             before = self._prev.get(k, 0)
+            self._prev[k] = packets
             delta = packets - before if packets >= before else packets  # evicted and re-added
             if delta <= 0:
                 continue
@@ -310,8 +325,5 @@ class DropDiffer:
                       else self.resolver.local(int(r["netns_ino"]), src, ""))
             edge = EdgeKey(src_id, self.resolver.remote(dst, port), port)
             grouped[(edge, str(reason))] = grouped.get((edge, str(reason)), 0) + delta
-        if len(cur) > 200_000:  # bounded, like the kernel map behind it
-            cur = {}
-        self._prev = cur
         return [DropSample(edge, reason, self.classify(reason), n)  # type: ignore[operator]
                 for (edge, reason), n in grouped.items()]

@@ -87,6 +87,7 @@ class Agent:
         self.last_drops: list[DropSample] = []
         self.last_records = np.empty(0, dtype=EVENT_DTYPE)  # newest records of the last tick
         self.aggregator: EdgeAggregator | None = None
+        self._final = False  # the last tick, after the probes were detached and drained
         self._lost_warned = 0  # lost_kernel at the last warning
         self._lost_warned_at = -LOST_WARNING_INTERVAL_S
 
@@ -122,6 +123,7 @@ class Agent:
                     if p is not None:
                         p.stop()
                 self._drain(probe)
+                self._final = True
                 self._tick(probe, time.time())
         finally:
             for s, h in handlers.items():
@@ -210,7 +212,8 @@ class Agent:
         counters = probe.counters()
         self.stats.kernel_counters = counters
         self.stats.lost_kernel = counters.get("ringbuf_full", 0)
-        self.stats.lost_user = max(0, counters.get("records", 0) - self.stats.records_received)
+        if self._final:  # only now is every submitted record either read or never to be
+            self.stats.lost_user = max(0, counters.get("records", 0) - self.stats.records_received)
         if self.dns is not None:  # malformed, unmatched, ...: kubepulse_kernel_events_total
             counters.update({f"dns_{k}": v for k, v in self.dns.counters().items()})
         self._warn_lost()

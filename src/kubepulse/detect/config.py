@@ -235,7 +235,9 @@ def load_config(path: str | Path | None) -> KubepulseConfig:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the config: {exc.strerror}") from None
+        raise ConfigError(f"{p}: cannot read the config: {exc.strerror}. Fix: give --config "
+                          "an existing file (deploy/config/kubepulse.yaml lists every key with "
+                          "its default), or leave --config out for the defaults") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -72,9 +72,10 @@ KERNEL_COUNTERS: dict[str, tuple[str, str, dict[str, str]]] = {
     "connect_pending_lost": ("kubepulse_kernel_connect_pending_lost",
                              "local connect failures whose errno never came", {}),
 }
-# Attach-status keys the agent sets to False when an optional probe is missing altogether;
-# they do not make the agent unready (it still sees TCP), but they do show as 0.
-OPTIONAL_PROBES = frozenset({"dns", "drops"})
+# Attach-status keys of optional probes (set to False when one is missing altogether) and of
+# the optional hooks of a probe that did attach; they do not make the agent unready (it still
+# sees TCP), but they do show as 0.
+OPTIONAL_PROBES = frozenset({"dns", "drops", "cgroup_skb/ingress:listen"})
 
 
 # -- what AgentMetrics reads from the agent (kubepulse.agent.loop.Agent satisfies it) -----------

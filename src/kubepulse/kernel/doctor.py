@@ -52,8 +52,11 @@ def kernel_version() -> tuple[int, int]:
 def tracefs_root(mount: bool = False) -> Path | None:
     """The tracefs events directory root; with ``mount``, mount tracefs if it is missing."""
     for root in TRACEFS_CANDIDATES:
-        if (root / "events").is_dir():
-            return root
+        try:
+            if (root / "events").is_dir():
+                return root
+        except PermissionError:  # mode 0700: someone else's; the privilege check says so
+            continue
     if mount:
         subprocess.run(["mount", "-t", "tracefs", "tracefs", str(TRACEFS_CANDIDATES[0])],
                        check=False, capture_output=True)

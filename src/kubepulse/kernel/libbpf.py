@@ -592,7 +592,8 @@ def cgroup2_mount(mounts: str = "/proc/mounts") -> Path:
                     return Path(parts[1].replace("\\040", " "))
     except OSError as exc:
         raise KernelError(f"cannot read {mounts}: {exc.strerror}") from exc
-    raise KernelError("cgroup v2 is not mounted, so the DNS probe has nowhere to attach. "
+    raise KernelError("cgroup v2 is not mounted, so the cgroup programs (DNS, SYNs at a full "
+                      "accept queue) have nowhere to attach. "
                       "Fix: `mount -t cgroup2 none /sys/fs/cgroup/unified` (or boot with "
                       "systemd.unified_cgroup_hierarchy=1).")
 
