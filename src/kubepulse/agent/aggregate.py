@@ -10,6 +10,8 @@ runs once per *edge*, not per record. Identities come from the :class:`Resolver`
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -277,15 +279,17 @@ class DropDiffer:
     scope: Scope
     reason_name: object  # callable code -> name
     classify: object  # callable name -> class
+    clock_ns: Callable[[], int] = time.monotonic_ns  # the kernel's bpf_ktime_get_ns clock
     _prev: dict[bytes, int] = field(default_factory=dict)
-    _seen_ns: int = 0  # the newest last_ns of the previous snapshot
+    _seen_ns: int = 0  # clock_ns() at the previous snapshot
     benign_total: int = 0
 
     # Keys are looked at only when they changed since the previous snapshot (their last_ns is
-    # newer), so a tick costs the drops of the last tick, not the whole map. The map is read
-    # without a lock, so a key updated on another CPU while it was read may carry a last_ns
-    # a little older than the newest one seen; the margin catches it, and a key that slipped
-    # through anyway only has its delta reported later (the counts are cumulative).
+    # newer), so a tick costs the drops of the last tick, not the whole map, and a quiet node
+    # costs nothing. The map is read without a lock, so a key updated on another CPU while it
+    # was read may carry a last_ns a little older than the previous snapshot; the margin
+    # catches it, and a key that slipped through anyway only has its delta reported later
+    # (the counts are cumulative).
     MARGIN_NS = 2_000_000_000
     MAX_KEYS = 200_000  # the remembered counts, bounded like the kernel map behind them
 
@@ -297,10 +301,10 @@ class DropDiffer:
         if len(self._prev) > self.MAX_KEYS:  # rare: forget the keys the kernel map evicted
             live = {b"".join(np.asarray(r[f]).tobytes() for f in key_fields) for r in snap}
             self._prev = {k: n for k, n in self._prev.items() if k in live}
+        now = self.clock_ns()
         if len(snap):
-            changed = snap["last_ns"].astype(np.int64) > self._seen_ns - self.MARGIN_NS
-            self._seen_ns = max(self._seen_ns, int(snap["last_ns"].max()))
-            snap = snap[changed]
+            snap = snap[snap["last_ns"].astype(np.int64) > self._seen_ns - self.MARGIN_NS]
+        self._seen_ns = now
         grouped: dict[tuple[EdgeKey, str], int] = {}
         for r in snap:
             k = b"".join(np.asarray(r[f]).tobytes() for f in key_fields)

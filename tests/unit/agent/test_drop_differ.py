@@ -26,39 +26,58 @@ def _snap(rows: list[tuple[int, int, int]]) -> np.ndarray:
     return out
 
 
-def _differ() -> DropDiffer:
-    return DropDiffer(Resolver(), Scope(None), lambda code: "NETFILTER_DROP", classify)
+class Clock:
+    def __init__(self) -> None:
+        self.ns = 0
+
+    def __call__(self) -> int:
+        return self.ns
 
 
-def _total(d: DropDiffer, snap: np.ndarray) -> int:
+def _differ(clock: Clock | None = None) -> DropDiffer:
+    return DropDiffer(Resolver(), Scope(None), lambda code: "NETFILTER_DROP", classify,
+                      clock or Clock())
+
+
+def _total(d: DropDiffer, snap: np.ndarray, at: int | None = None) -> int:
+    if at is not None:
+        d.clock_ns.ns = at  # type: ignore[attr-defined]
     return sum(s.count for s in d.samples(snap))
 
 
 def test_deltas_between_snapshots_and_unchanged_keys() -> None:
     d = _differ()
-    assert _total(d, _snap([(40000, 5, 10 * S), (40001, 3, 10 * S)])) == 8
-    # Unchanged for a long while: nothing new, and the rows are not even looked at.
-    assert _total(d, _snap([(40000, 5, 10 * S), (40001, 3, 10 * S)])) == 0
-    assert _total(d, _snap([(40000, 9, 20 * S), (40001, 3, 10 * S)])) == 4
+    assert _total(d, _snap([(40000, 5, 10 * S), (40001, 3, 10 * S)]), at=10 * S) == 8
+    assert _total(d, _snap([(40000, 9, 11 * S), (40001, 3, 10 * S)]), at=11 * S) == 4
+
+
+def test_a_quiet_node_looks_at_no_key() -> None:
+    d = _differ()
+    assert _total(d, _snap([(40000, 5, 10 * S)]), at=10 * S) == 5
+    assert _total(d, _snap([(40000, 5, 10 * S)]), at=20 * S) == 0
+    # Long after the storm the key is older than the margin and is not even looked at: a
+    # count that (impossibly) moved without its last_ns would not be seen.
+    assert _total(d, _snap([(40000, 9, 10 * S)]), at=21 * S) == 0
 
 
 def test_a_key_read_late_on_another_cpu_is_still_counted() -> None:
     d = _differ()
-    d.samples(_snap([(40000, 5, 10 * S), (40001, 3, 10 * S)]))
-    # 40001 changed, but its last_ns is a little older than the newest seen before.
-    assert _total(d, _snap([(40000, 5, 10 * S), (40001, 7, 10 * S - 1000)])) == 4
+    _total(d, _snap([(40000, 5, 10 * S), (40001, 3, 10 * S)]), at=10 * S)
+    # 40001 changed just before the previous snapshot was taken, but was read without it.
+    assert _total(d, _snap([(40000, 5, 10 * S), (40001, 7, 10 * S - 1000)]),
+                  at=11 * S) == 4
 
 
 def test_an_evicted_key_that_comes_back_counts_from_zero() -> None:
     d = _differ()
-    d.samples(_snap([(40000, 50, 10 * S)]))
-    assert _total(d, _snap([(40000, 2, 30 * S)])) == 2
+    _total(d, _snap([(40000, 50, 10 * S)]), at=10 * S)
+    assert _total(d, _snap([(40000, 2, 11 * S)]), at=11 * S) == 2
 
 
 def test_remembered_keys_stay_bounded() -> None:
     d = _differ()
     d.MAX_KEYS = 3
-    d.samples(_snap([(40000 + i, 1, 10 * S) for i in range(5)]))
-    d.samples(_snap([(50000, 1, 20 * S)]))  # the map evicted the five, one new key
+    _total(d, _snap([(40000 + i, 1, 10 * S) for i in range(5)]), at=10 * S)
+    _total(d, _snap([(50000, 1, 11 * S)]), at=11 * S)  # the map evicted the five; one new key
     assert len(d._prev) <= 2
-    assert _total(d, _snap([(50000, 4, 30 * S)])) == 3
+    assert _total(d, _snap([(50000, 4, 12 * S)]), at=12 * S) == 3
