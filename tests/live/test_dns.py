@@ -232,3 +232,32 @@ def test_loopback_in_this_namespace(dns: DnsCollector) -> None:
     assert e.qname == "loop.test" and e.rcode == "NOERROR"
     cli.close()
     srv.close()
+
+
+def test_queries_evicted_from_a_full_pending_map_are_counted() -> None:
+    # A pending map of 64 and 300 queries that nobody answers (nothing listens on that
+    # loopback port 53): the LRU must push 236 out. Each query ends up as exactly one of:
+    # a timeout record, still pending, or counted as evicted; none is lost silently.
+    import dnslib
+
+    with DnsProbe(DnsConfig(timeout_s=0.3, sweep_interval_s=0.05, max_pending=64)) as probe:
+        probe.start()
+        cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for i in range(300):
+                q = dnslib.DNSRecord.question(f"evict{i}.test")
+                cli.sendto(q.pack(), ("127.0.0.98", 53))
+        finally:
+            cli.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until every survivor has timed out
+            probe.read()
+            if probe.pending() == 0:
+                break
+            time.sleep(0.05)
+        probe.read()
+        c = probe.counters()
+        ours = c["queries"]  # other DNS on this host would only add to both sides
+        assert ours >= 300
+        assert c["pending_evicted"] >= 300 - 64
+        assert c["timeouts"] + c["pending_evicted"] + c["answers"] + c["ringbuf_full"] == ours

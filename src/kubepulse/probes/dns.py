@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from kubepulse.errors import KernelError
-from kubepulse.kernel.libbpf import BpfObject, Btf, cgroup2_mount, possible_cpus
+from kubepulse.kernel.libbpf import BpfObject, Btf, Map, cgroup2_mount, possible_cpus
 from kubepulse.kernel.objects import object_path
 from kubepulse.kernel.ringbuf import RingReader
 from kubepulse.probes.base import Probe
@@ -232,6 +232,7 @@ class DnsProbe(Probe):
         self.timeout_kind = self.enums.kind_code("timeout")  # the `kind` of a timeout record
         self._last_sweep = 0.0
         self.timeouts = 0  # records made by the sweep
+        self.pending_evicted = 0  # queries the full pending LRU pushed out (see sweep())
         self.wall_offset = time.time() - time.monotonic()
 
     def start(self) -> float:
@@ -262,9 +263,25 @@ class DnsProbe(Probe):
         return np.concatenate([batch, expired]) if batch.size else expired
 
     def sweep(self, now_ns: int | None = None) -> np.ndarray:
-        """Claim every pending query older than the deadline; return them as timeouts."""
+        """Claim every pending query older than the deadline; return them as timeouts.
+
+        Also counts the queries the full pending map evicted (an LRU says nothing when it
+        does): every query inserted was answered, lost at the ring, swept as a timeout, is
+        still pending, or was evicted. Queries are read before the map and answers after it,
+        so a race can only make the estimate low, never high; the count keeps its maximum."""
+        before = self.counters()
         m = self.obj.map("kp_dns_pending")
         keys, vals, n = m.lookup_batch()
+        after = self.counters()
+        out = self._claim(m, keys, vals, n, now_ns)
+        evicted = (before.get("queries", 0) - after.get("answers", 0)
+                   - after.get("ringbuf_full", 0) - self.timeouts - (n - len(out)))
+        self.pending_evicted = max(self.pending_evicted, evicted)
+        return out
+
+    def _claim(self, m: Map, keys: bytes, vals: bytes, n: int, now_ns: int | None
+               ) -> np.ndarray:
+        """Delete (claim) the expired entries among the n read; they become timeouts."""
         if not n:
             return np.empty(0, dtype=EVENT_DTYPE)
         pending = np.frombuffer(vals, dtype=EVENT_DTYPE, count=n)
@@ -289,9 +306,11 @@ class DnsProbe(Probe):
 
     def counters(self) -> dict[str, int]:
         """Kernel counters summed over CPUs (ringbuf_full = records lost in the kernel,
-        malformed = port-53 packets skipped), plus the sweep's ``timeouts``."""
+        malformed = port-53 packets skipped), plus the sweep's ``timeouts`` and
+        ``pending_evicted`` (queries lost to a full pending map: no record, but counted)."""
         out = read_percpu_counters(self.obj, "kp_dns_counters", self.enums.counter, self._ncpu)
         out["timeouts"] = self.timeouts
+        out["pending_evicted"] = self.pending_evicted
         if self.reader is not None:
             out["foreign"] = self.reader.foreign
         return out
