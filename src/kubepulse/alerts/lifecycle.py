@@ -116,7 +116,11 @@ class AlertManager:
         for fp, p in list(self._pending.items()):
             if now - p.last_seen >= self.config.resolve_after_seconds:
                 del self._pending[fp]  # went quiet while held back
-            elif now - p.first_seen >= hold_for(p.finding.type, rules) and p.last_seen == now:
+            elif now - p.first_seen >= hold_for(p.finding.type, rules):
+                # Held long enough for its source to show up; it need not be seen again on
+                # this very tick (an unheld finding fires on its first sighting too). Waiting
+                # for a fresh one made an intermittent signal, like loss near its threshold,
+                # fire seconds late.
                 ready.append((fp, p))
         # Sources first, so a source and its targets arriving in one tick inhibit correctly.
         sources = self._sources((fp, p.finding) for fp, p in ready)

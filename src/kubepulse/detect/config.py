@@ -90,8 +90,11 @@ class InhibitRule(BaseModel):
 
 def _default_rules() -> tuple[InhibitRule, ...]:
     return (
-        InhibitRule(source="network_partition",
-                    targets=("connection_timeout", "packet_loss"), hold_seconds=1.0),
+        # Timeouts are the first sign of a cut, so they wait 1 s for the partition verdict.
+        # Loss is not held: a partition is rarely loss, and a held loss alert was late.
+        InhibitRule(source="network_partition", targets=("connection_timeout",),
+                    hold_seconds=1.0),
+        InhibitRule(source="network_partition", targets=("packet_loss",)),
         InhibitRule(source="conn_pool_exhaustion",
                     targets=("connection_refused", "connection_timeout", "connection_reset")),
         InhibitRule(source="policy_denied", targets=("connection_timeout",)),

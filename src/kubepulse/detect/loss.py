@@ -16,7 +16,7 @@ from .window import EdgeWindow
 class LossConfig(DetectorConfig):
     window_seconds: float = Field(default=5.0, gt=0.0)
     min_segments: int = Field(default=50, ge=1, description="segments sent in the window, at least")
-    min_retransmits: int = Field(default=10, ge=1, description="retransmitted segments, at least")
+    min_retransmits: int = Field(default=6, ge=1, description="retransmitted segments, at least")
     min_ratio: float = Field(default=0.02, ge=0.0, le=1.0, description="retransmits / segments")
     critical_ratio: float = Field(default=0.2, ge=0.0, le=1.0)
     baseline: BaselineConfig = BaselineConfig(factor=3.0, margin=0.01)

@@ -34,6 +34,20 @@ def test_timeout_fires_after_the_hold_without_a_partition() -> None:
     assert out[0].starts_at == T0 and out[0].emitted_at == T0 + 1
 
 
+def test_an_intermittent_held_finding_fires_when_its_hold_ends() -> None:
+    # A signal near its threshold is found on some ticks, not all: once the hold is over it
+    # fires (it started when first seen), with no need to be found again on that very tick.
+    mgr = AlertManager(alerts_config())
+    assert mgr.process([finding(TMO)], T0) == []
+    out = mgr.process([], T0 + 1)
+    assert [(a.type, a.starts_at, a.emitted_at) for a in out] == [(TMO, T0, T0 + 1)]
+
+
+def test_loss_is_not_held_for_a_partition() -> None:
+    mgr = AlertManager(alerts_config())
+    assert [a.type for a in mgr.process([finding("packet_loss")], T0)] == ["packet_loss"]
+
+
 def test_firing_timeout_is_closed_when_a_partition_explains_it() -> None:
     mgr = AlertManager(alerts_config())
     mgr.process([finding(TMO)], T0)
