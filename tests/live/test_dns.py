@@ -246,6 +246,7 @@ def test_queries_evicted_from_a_full_pending_map_are_counted() -> None:
         try:
             for i in range(300):
                 q = dnslib.DNSRecord.question(f"evict{i}.test")
+                q.header.id = i + 1  # distinct: a repeated id would be a resend, not a query
                 cli.sendto(q.pack(), ("127.0.0.98", 53))
         finally:
             cli.close()
