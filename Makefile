@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup setup-test demo test test-lab bpf bench soak clean
+.PHONY: setup setup-test demo test test-lab bpf bench soak docs clean
 
 setup:
 	scripts/setup.sh
@@ -16,9 +16,9 @@ demo: setup
 
 # Every test CI runs, from a fresh machine: lint, types, unit, live kernel, lab.
 test: setup-test
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/mypy src
-	$(PY) -m pytest -q
+	$(VENV)/bin/ruff check src tests scripts bench
+	$(VENV)/bin/mypy src tests
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-lab: setup-test
 	$(PY) -m pytest -q -m lab
@@ -33,6 +33,11 @@ bench: setup-test
 # and 2-minute sink outages. `make test` leaves them out (pyproject.toml: -m 'not soak').
 soak: setup-test
 	KUBEPULSE_REQUIRE_BPF=1 $(PY) -m pytest -q -m soak -s tests/resilience
+
+# Render the tables of docs/{detection,benchmarks,reliability}.md from results/*.json.
+# `scripts/render_docs.py --check` (run by tests/unit/test_docs_results.py) names stale ones.
+docs:
+	$(PY) scripts/render_docs.py
 
 clean:
 	$(MAKE) -C bpf clean

@@ -65,4 +65,11 @@ class BuildPyWithBpf(build_py):  # type: ignore[misc]
         super().run()
 
 
+# The directories the build fills are packages of their own (pyproject.toml's package-data).
+# They are git-ignored, so a fresh clone lacks them; made here, before setuptools collects the
+# packages, they are found like the others, and their files are not installed as undeclared
+# data (a deprecation warning at every install).
+for built in (ROOT / "src" / "kubepulse" / "bpf", STATIC / "vendor"):
+    built.mkdir(parents=True, exist_ok=True)
+
 setup(cmdclass={"build_py": BuildPyWithBpf})

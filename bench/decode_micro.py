@@ -15,7 +15,7 @@ consumer decodes all of them and counts outcomes:
   to_events         the display path (probes/tcp_conn.py:to_events), one ConnEvent per record
 
 example:
-  python3 bench/decode_micro.py --records 200000
+  .venv/bin/python bench/decode_micro.py --records 200000
 """
 
 from __future__ import annotations
@@ -191,6 +191,11 @@ def main() -> int:
     md = "\n".join(lines) + "\n"
     (args.out / "decode_micro.md").write_text(md)
     print(md)
+    from kubepulse.results import command_line, write_result
+
+    data = {"records": n, "record_bytes": REC, "frame_bytes": FRAME, "repeat": args.repeat,
+            "results": results}
+    print(f"wrote {write_result('decode_micro', data, command_line([sys.executable, *sys.argv]))}")
     return 0
 
 

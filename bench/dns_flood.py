@@ -21,7 +21,7 @@ Everything is bounded (--duration <= 60 s, a query count, the drain) and removed
 `finally`, also on Ctrl-C. Writes bench/out/dns_flood.json and bench/out/dns_flood.md.
 
 example:
-  sudo python3 bench/dns_flood.py --rate 25000 --duration 10
+  sudo .venv/bin/python bench/dns_flood.py --rate 25000 --duration 10
 """
 
 from __future__ import annotations
@@ -186,6 +186,11 @@ class AgentProc:
                                                 workload=FLOOD_COMM)
             s["lost_kernel_exported"] = kb.metric_sum(body, "kubepulse_records_lost_total",
                                                       stage="kernel")
+            # The DNS probe's own counters, as the agent exports them (docs/metrics.md).
+            s["dns_ringbuf_full_exported"] = kb.metric_sum(
+                body, "kubepulse_kernel_events_total", counter="dns_ringbuf_full")
+            s["dns_pending_evicted_exported"] = kb.metric_sum(
+                body, "kubepulse_kernel_events_total", counter="dns_pending_evicted")
             s["ticks"] = kb.metric_sum(body, "kubepulse_ticks_total")
             s["last_tick_age_s"] = kb.metric_sum(body, "kubepulse_last_tick_age_seconds")
             s["dns_attached"] = kb.metric_sum(body, "kubepulse_probe_attached",
@@ -302,6 +307,10 @@ def summarise_agent(ph: dict[str, Any]) -> dict[str, Any]:
         "pending_end": a["pending"],
         "pending_capacity": ph["agent"]["pending_capacity"],
         "evicted_derived": k["queries"] - matched - timeouts - a["pending"] + b["pending"],
+        "exported_dns_ringbuf_full": a.get("dns_ringbuf_full_exported", 0)
+        - b.get("dns_ringbuf_full_exported", 0),
+        "exported_dns_pending_evicted": a.get("dns_pending_evicted_exported", 0)
+        - b.get("dns_pending_evicted_exported", 0),
         "agent_alive_throughout": all(s["alive"] for s in samples),
         "agent_rc": ph["agent"]["rc"],
         "agent_stopped_line": ph["agent"]["stopped_line"],

@@ -26,7 +26,7 @@ Everything is bounded (--duration <= 30 s per level, a packet count per level) a
 a `finally`, also on Ctrl-C. Writes bench/out/drop_storm.json and bench/out/drop_storm.md.
 
 example:
-  sudo python3 bench/drop_storm.py --rates 10000,100000,0 --duration 5
+  sudo .venv/bin/python bench/drop_storm.py --rates 10000,100000,0 --duration 5
 """
 
 from __future__ import annotations

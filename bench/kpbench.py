@@ -347,3 +347,13 @@ def write_results(stem: str, result: dict[str, Any], md: str, out: Path = OUT) -
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
     (out / f"{stem}.md").write_text(md)
     print(md)
+    record(stem, result)
+
+
+def record(name: str, result: dict[str, Any]) -> None:
+    """Also write results/<name>.json (commit, date, machine, command): the docs' source."""
+    if str(REPO / "src") not in sys.path:
+        sys.path.insert(0, str(REPO / "src"))
+    from kubepulse.results import command_line, write_result
+
+    log(f"wrote {write_result(name, result, command_line([sys.executable, *sys.argv]))}")

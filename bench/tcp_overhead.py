@@ -16,7 +16,7 @@ Needs root, bpftrace and bpftool. Every load is bounded: --duration seconds per 
 --rounds rounds, and the undersized run by --lossy-count connections.
 
 example:
-  sudo python3 bench/tcp_overhead.py --rounds 3 --duration 5
+  sudo .venv/bin/python bench/tcp_overhead.py --rounds 3 --duration 5
 """
 
 from __future__ import annotations
@@ -530,6 +530,10 @@ def main() -> int:
     md = markdown(result)
     (args.out / "tcp_overhead.md").write_text(md)
     print(md)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    from kubepulse.results import command_line, write_result
+
+    log(f"wrote {write_result('tcp_overhead', result, command_line([sys.executable, *sys.argv]))}")
     return 0
 
 

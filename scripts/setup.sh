@@ -19,7 +19,7 @@ APT_PACKAGES=(
     clang llvm libbpf-dev libbpf1 bpftool make gcc   # build the CO-RE objects
     iproute2 nftables procps util-linux              # lab pods (netns, veth) and faults
     nginx-light dnsmasq-base                         # lab servers
-    python3-venv
+    python3 python3-venv                             # the venv (kubepulse and its tests)
 )
 # The dashboard's front-end libraries come from npm at build time (`npm ci` in setup.py).
 # A node from elsewhere (e.g. NodeSource) ships its own npm and conflicts with Debian's.
@@ -50,6 +50,6 @@ echo "==> pip install . (builds the BPF objects with clang, and the dashboard wi
 if [ "$WITH_TEST" = 1 ]; then
     .venv/bin/python -m pip install -q ".[test]"
 else
-    .venv/bin/python -m pip install -q .
+    .venv/bin/python -m pip install -q ".[lab]"
 fi
 echo "==> kubepulse installed: $(.venv/bin/kubepulse --version)"

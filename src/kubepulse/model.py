@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 # The outcome of one TCP connection, exactly one per record. These names are the lower-cased
-# members of ``enum kp_outcome`` in events.h; tests/unit/test_layout.py checks them against the
-# BTF of the built object, so a drift fails the build rather than mislabelling connections.
+# members of ``enum kp_outcome`` in events.h; tests/unit/probes/test_layout.py checks them
+# against the BTF of the built object, so a drift fails the build rather than mislabelling
+# connections.
 OUTCOMES: tuple[str, ...] = (
     "established_closed",  # a normal FIN close: not an anomaly
     "refused",  # RST in answer to our SYN

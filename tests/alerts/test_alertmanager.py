@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from kubepulse.alerts.alertmanager import AlertmanagerConfig, AlertmanagerSink
+from kubepulse.alerts.alertmanager import AlertmanagerSink
+from kubepulse.detect.config import AlertmanagerConfig
 from kubepulse.export.http import HttpListener, Request, Response
 from kubepulse.model import parse_rfc3339
 
@@ -64,6 +66,10 @@ def active(base: str) -> list[dict[str, Any]]:
     return out
 
 
+def inactive(base: str) -> bool:
+    return not active(base)
+
+
 FAST = AlertmanagerConfig(resend_seconds=1.0, backoff_seconds=0.05, backoff_max_seconds=0.2,
                           timeout_seconds=2.0, dashboard_url="http://127.0.0.1:9810")
 
@@ -79,7 +85,7 @@ def test_fires_with_labels_then_resolves_in_both_of_an_ha_pair(tmp_path: Path) -
                 start = time.time()
                 sink.emit(alert(starts_at=start))
                 for am in (am1, am2):
-                    got = poll("the alert in Alertmanager", lambda am=am: active(am))
+                    got = poll("the alert in Alertmanager", partial(active, am))
                     a = got[0]
                     assert a["labels"] == {
                         "alertname": "connection_refused", "severity": "critical",
@@ -98,7 +104,7 @@ def test_fires_with_labels_then_resolves_in_both_of_an_ha_pair(tmp_path: Path) -
                 resolved_at = time.time()
                 sink.emit(alert(state="resolved", starts_at=start, ends_at=resolved_at))
                 for am in (am1, am2):
-                    poll("the alert resolved", lambda am=am: not active(am))
+                    poll("the alert resolved", partial(inactive, am))
                 got = poll("the resolved notification", lambda: rx.alerts("resolved"))
                 assert got[0]["labels"]["alertname"] == "connection_refused"
                 assert abs(parse_rfc3339(got[0]["endsAt"]) - resolved_at) < 0.01

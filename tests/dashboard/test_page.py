@@ -35,10 +35,10 @@ EXTERNAL = Identity(address="93.184.216.34", kind="external")
 def workloads() -> list[tuple[Identity, Identity]]:
     out = []
     for i in range(N):
-        ns = NAMESPACES[i // 10]
-        out.append(tuple(pod(ns, f"svc-{i:02d}", n, f"10.2.{i + 1}.{n + 10}", f"svc-{i:02d}")
-                         for n in range(2)))  # type: ignore[arg-type]
-    return out  # type: ignore[return-value]
+        ns, name = NAMESPACES[i // 10], f"svc-{i:02d}"
+        out.append((pod(ns, name, 0, f"10.2.{i + 1}.10", name),
+                    pod(ns, name, 1, f"10.2.{i + 1}.11", name)))
+    return out
 
 
 PODS = workloads()

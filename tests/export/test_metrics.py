@@ -8,8 +8,9 @@ import httpx
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kubepulse.detect.config import MetricsConfig
 from kubepulse.export.http import HttpListener, serve_agent_routes
-from kubepulse.export.metrics import AgentMetrics, MetricsConfig
+from kubepulse.export.metrics import AgentMetrics
 from kubepulse.model import DnsSample, DropSample, EdgeKey, Identity, LatencyStat
 
 from .fakes import API, WEB, FakeAgent, alert, edge_sample, pod

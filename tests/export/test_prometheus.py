@@ -9,13 +9,15 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 
+from kubepulse.detect.config import MetricsConfig
 from kubepulse.export.http import HttpListener, serve_agent_routes
-from kubepulse.export.metrics import AgentMetrics, MetricsConfig
+from kubepulse.export.metrics import AgentMetrics
 from kubepulse.model import DnsSample, DropSample, EdgeKey, LatencyStat
 
 from .fakes import API, WEB, FakeAgent, alert, edge_sample, pod
@@ -89,7 +91,12 @@ def test_promtool_check_metrics_on_live_exposition(exporter: tuple[HttpListener,
 def test_real_prometheus_scrapes_and_queries(
         tmp_path: Path, exporter: tuple[HttpListener, AgentMetrics, FakeAgent]) -> None:
     listener, m, agent = exporter
-    with prometheus(tmp_path, [f"127.0.0.1:{listener.port}"], [str(RULES)]) as prom:
+    # The rules as shipped, but every group evaluated each second (the recording group's 30 s
+    # would leave it unevaluated for the length of this test).
+    rules_file = tmp_path / "rules.yml"
+    rules_file.write_text(RULES.read_text().replace("interval: 30s", "interval: 1s"))
+    n_rules = sum(len(g["rules"]) for g in yaml.safe_load(rules_file.read_text())["groups"])
+    with prometheus(tmp_path, [f"127.0.0.1:{listener.port}"], [str(rules_file)]) as prom:
         def scraped_twice_with_growth() -> bool:
             tick(agent, m)
             r = promql(prom, 'increase(kubepulse_connections_total{outcome="refused"}[1m])')
@@ -125,10 +132,16 @@ def test_real_prometheus_scrapes_and_queries(
             assert "$" not in re.sub(r"\{\{[^}]*\}\}", "", q), q
             non_empty += bool(promql(prom, q))
         assert non_empty >= len(exprs) // 2, "most panels should show the test data"
-        # The rules load into the real server and the recording rules evaluate.
-        rules = httpx.get(prom + "/api/v1/rules", timeout=5).json()["data"]["groups"]
-        assert all(r["health"] == "ok" for g in rules for r in g["rules"]
-                   if r.get("lastEvaluation", "").startswith("20")), rules
+        # The rules load into the real server, and every one of them evaluates without error.
+        def evaluated() -> list[dict[str, Any]] | None:
+            groups = httpx.get(prom + "/api/v1/rules", timeout=5).json()["data"]["groups"]
+            rules = [r for g in groups for r in g["rules"]]
+            done = [r for r in rules if r.get("lastEvaluation", "").startswith("20")]
+            return rules if rules and len(done) == len(rules) else None
+
+        rules = poll("every rule evaluated", evaluated, timeout=15, interval=0.5)
+        assert len(rules) == n_rules, rules
+        assert all(r["health"] == "ok" for r in rules), rules
 
 
 def test_high_cardinality_stays_under_cap_and_scrapes_fast(tmp_path: Path) -> None:

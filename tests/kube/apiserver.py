@@ -195,9 +195,13 @@ class StandInApiServer:
             self.state.cond.notify_all()
 
     def count(self, path: str, watch: bool | None = None, since: float = 0.0) -> int:
+        return len(self.times(path, watch, since))
+
+    def times(self, path: str, watch: bool | None = None, since: float = 0.0) -> list[float]:
+        """When each matching request arrived (monotonic), oldest first."""
         with self._lock:
-            return sum(1 for t, p, q in self.requests if p == path and t >= since
-                       and (watch is None or (q.get("watch") == "1") == watch))
+            return [t for t, p, q in self.requests if p == path and t >= since
+                    and (watch is None or (q.get("watch") == "1") == watch)]
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -64,7 +64,7 @@ def test_kustomize_renders_every_object() -> None:
 
 
 def test_objects_validate_against_the_kubernetes_schemas() -> None:
-    import kubernetes_validate
+    import kubernetes_validate  # type: ignore[import-untyped]
 
     version = kubernetes_validate.latest_version()
     for d in rendered():

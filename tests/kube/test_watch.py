@@ -12,6 +12,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from tests.kube.conftest import FAST, NODE, wait_for
 
 Start = Callable[..., tuple[KubeCache, Resolver]]
 POD_PATH = "/api/v1/pods"
+NODES_PATH = "/api/v1/nodes"
 LATER = "2026-11-25T22:00:00Z"
 
 
@@ -160,13 +163,17 @@ def test_dropped_watch_resumes_without_relisting(apiserver: StandInApiServer,
                                                  start_cache: Start) -> None:
     cache, r = start_cache(apiserver)
     wait_for(cache.synced, 10, "the first snapshot")
+
+    def watching(n: int) -> bool:
+        return apiserver.count(POD_PATH, watch=True) >= n
+
     for i in range(3):
         watches = apiserver.count(POD_PATH, watch=True)
         apiserver.drop_watches()
         apiserver.state.put(o.pod("shop", f"late-{i}", f"10.244.1.{100 + i}", NODE))
         wait_for(lambda: converged(apiserver, r), 5, f"the pod added after drop {i}")
-        wait_for(lambda n=watches: apiserver.count(POD_PATH, watch=True) >= n + 2, 5,
-                 "both pod reflectors to watch again")
+        wait_for(partial(watching, watches + 2), 5, "both pod reflectors to watch again")
+    assert cache.reflectors, "no reflectors"
     assert all(refl.stats.lists == 1 for refl in cache.reflectors.values()), \
         "a dropped watch resumes from its resourceVersion; nothing is listed again"
     assert cache.reflectors["pods"].stats.watches >= 4
@@ -245,8 +252,37 @@ def test_500s_for_a_minute(apiserver: StandInApiServer, start_cache: Start) -> N
     _outage(apiserver, start_cache, 60.0)
 
 
-def test_backoff_is_exponential_with_jitter_and_capped() -> None:
-    """Against a port where nothing listens: the gaps between attempts grow and stay capped."""
+def test_backoff_is_exponential_with_jitter_and_capped(apiserver: StandInApiServer,
+                                                       start_cache: Start) -> None:
+    """Every request answered 500: the gaps between one reflector's attempts, measured where
+    they arrive (the stand-in), double from ``backoff_initial_s``, never exceed
+    ``backoff_max_s``, and are jittered (uniform in [backoff/2, backoff])."""
+    initial, cap, attempts = 0.04, 0.32, 12
+    apiserver.fail_for(120)
+    tuning = WatchTuning(backoff_initial_s=initial, backoff_max_s=cap)
+    cache, resolver = start_cache(apiserver, tuning)
+    # Only the nodes reflector asks for /api/v1/nodes; each of its failed lists is one request.
+    wait_for(lambda: apiserver.count(NODES_PATH) >= attempts, 15, f"{attempts} attempts")
+    assert not cache.synced() and resolver.inventory is None
+    times = apiserver.times(NODES_PATH)[:attempts]
+    gaps = [b - a for a, b in pairwise(times)]
+    nominal = [min(initial * 2**k, cap) for k in range(len(gaps))]  # 0.04 .08 .16 .32 .32 ..
+    shown = ", ".join(f"{g:.3f}" for g in gaps)
+    slack = 0.08  # scheduling and the request itself, on a loaded machine
+    for k, (gap, b) in enumerate(zip(gaps, nominal)):
+        assert b / 2 - 0.005 <= gap <= b + slack, f"gap {k} outside [{b / 2}, {b}]: {shown}"
+    assert max(gaps) <= cap + slack, f"above the cap {cap}: {shown}"
+    # grows: the first two gaps are below every capped one (without backoff they would match)
+    assert max(gaps[:2]) < min(gaps[3:]), shown
+    # jittered: the delay / nominal ratios (in [0.5, 1]) are not all the same; for the 9 gaps
+    # with nominal >= 0.16 s, a spread under 0.1 has a probability of ~2e-5 by chance
+    ratios = [g / b for g, b in zip(gaps[2:], nominal[2:])]
+    assert max(ratios) - min(ratios) > 0.1, f"no jitter: ratios {ratios} ({shown})"
+
+
+def test_nothing_listening_leaves_nothing_known() -> None:
+    """Against a port where nothing listens: attempts keep failing, nothing is synced and the
+    resolver has no inventory (flows are named by process and address)."""
     server = StandInApiServer().start()
     url = server.url
     server.stop()
@@ -260,7 +296,6 @@ def test_backoff_is_exponential_with_jitter_and_capped() -> None:
         assert resolver.inventory is None  # nothing known: flows named by process and address
     finally:
         cache.stop()
-    # 8 attempts with gaps >= 0.025, 0.05, 0.1, 0.2, 0.2, 0.2, 0.2 s: at least ~0.97 s
 
 
 def test_kubeconfig_with_a_token(apiserver: StandInApiServer, tmp_path: Path) -> None:

@@ -23,12 +23,12 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.alerts.test_alertmanager import Receiver, active, am_config
-from tests.export.servers import alertmanager, free_port, poll, prometheus, promql
-from tests.live.test_events_cli import _read_until
 
 from kubepulse.lab import cluster, faults
 from kubepulse.model import parse_rfc3339
+from tests.alerts.test_alertmanager import Receiver, active, am_config
+from tests.export.servers import alertmanager, free_port, poll, prometheus, promql
+from tests.live.test_events_cli import _read_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.live]
 
@@ -137,6 +137,9 @@ def test_fault_to_prometheus_and_alertmanager_then_an_outage(
             metrics = httpx.get(f"http://127.0.0.1:{listen_port}/metrics", timeout=5).text
             dropped = [ln for ln in metrics.splitlines()
                        if ln.startswith('kubepulse_sink_dropped_total{sink="alertmanager"')]
+            # both stages are exported (at 0) from the start, so neither can be missing
+            stages = {st for st in ("queue", "sink") for ln in dropped if f'stage="{st}"' in ln}
+            assert stages == {"queue", "sink"}, dropped
             assert all(float(ln.rsplit(" ", 1)[1]) == 0 for ln in dropped), dropped
     finally:
         agent.send_signal(signal.SIGTERM)

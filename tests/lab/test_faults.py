@@ -82,6 +82,13 @@ def test_reset_tears_down_an_established_connection(lab: cluster.Lab, tmp_path: 
     try:
         go.touch()
         out, _ = client.communicate(timeout=30)
+        # A new connection from the source is reset at its first request; another workload
+        # is served; and the server did it, not a packet filter in its pod.
+        fresh = probe(lab, "api-1", "tcp", ip(lab, "db-0"), "5432")
+        assert (fresh["outcome"], fresh["failed_at"]) == ("reset", "request1"), fresh
+        healthy(lab, "frontend-0", "db-0", 5432)
+        db = next(p for p in cluster.status(lab.state_dir)["pods"] if p["pod"] == "shop/db-0")
+        assert db["fault_tables"] == [] and db["mode"].startswith("resetting "), db
     finally:
         f.stop(tmp_path / "l.jsonl")
     import json

@@ -30,6 +30,7 @@ def test_up_status_down_up_leaves_nothing(state: Path) -> None:
     lab = cluster.up(state_dir=state, traffic_seconds=300)
     st = cluster.status(state)
     assert st["up"] is True
+    assert st["pods"], st
     assert all(p["serving"] in (True, None) for p in st["pods"]), st["pods"]
     assert sorted(st["netns_present"]) == sorted(lab.plan.netns_names())
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kubepulse.lab import scenarios
+from kubepulse.lab import labels, scenarios
 from kubepulse.lab.scenarios import Step, Suite
 
 from .conftest import lab_leftovers
@@ -79,7 +79,7 @@ def test_suites_fit_their_budgets() -> None:
     quick, full = scenarios.suite("quick"), scenarios.suite("full")
     assert quick.estimated_seconds() <= 9 * 60
     assert full.healthy_s >= 300
-    for s, types in ((quick, scenarios.QUICK_FAULTS), (full, tuple(scenarios.labels.FAULT_TYPES))):
+    for s, types in ((quick, scenarios.QUICK_FAULTS), (full, tuple(labels.FAULT_TYPES))):
         for t in types:
             targets = [(st.target, st.source) for st in s.steps if st.fault == t]
             assert len(targets) == 2 and targets[0] != targets[1], t
@@ -109,6 +109,8 @@ def test_demo_ctrl_c_leaves_the_machine_clean(tmp_path: Path, state: Path) -> No
     out = demo.communicate(timeout=60)[0]
     assert demo.returncode == 0, "".join(seen) + out
     assert "agent running: sleep 307" in "".join(seen)
+    # only `kubepulse run` serves the dashboard, and the demo says so instead of a dead URL
+    assert "the dashboard:             not served by this agent" in "".join(seen)
     assert "lab down" in out
     left = lab_leftovers()
     assert left == {"netns": [], "links": [], "nft_tables": [], "processes": []}, left

@@ -14,15 +14,16 @@ import json
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.export.servers import free_port, poll
-from tests.live.test_events_cli import _read_until
 
 from kubepulse.lab import cluster, faults
+from tests.export.servers import free_port, poll
+from tests.live.test_events_cli import _read_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.live]
 
@@ -62,7 +63,7 @@ def test_two_agents_keep_to_their_nodes_and_both_see_a_partition(
                     for p in e["pods"]]
 
         for node, (_, url, _) in agents.items():
-            pairs = poll(f"{node}'s agent reporting live pod pairs", lambda u=url: pod_pairs(u),
+            pairs = poll(f"{node}'s agent reporting live pod pairs", partial(pod_pairs, url),
                          timeout=20, interval=0.5)
             foreign = [p for p in pairs if p[0] not in pods_on[node] and p[1] not in pods_on[node]]
             assert not foreign, (node, foreign)
@@ -75,7 +76,7 @@ def test_two_agents_keep_to_their_nodes_and_both_see_a_partition(
         try:
             for node, (_, _, alerts) in agents.items():
                 got = poll(f"network_partition from {node}'s agent",
-                           lambda a=alerts: _partitions(a), timeout=20, interval=0.2)
+                           partial(_partitions, alerts), timeout=20, interval=0.2)
                 labels = got[0]["labels"]
                 assert {labels["src_node"], labels["dst_node"]} == set(NODES), labels
         finally:

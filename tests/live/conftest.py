@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -80,7 +81,7 @@ class NetNs:
     name: str
     inode: int
 
-    def run(self, code: str, timeout: float = 60.0) -> dict[str, object]:
+    def run(self, code: str, timeout: float = 60.0) -> dict[str, Any]:
         """Run Python ``code`` inside the namespace; it prints one JSON object last."""
         out = subprocess.run(["ip", "netns", "exec", self.name, sys.executable, "-c", code],
                              capture_output=True, text=True, timeout=timeout, check=True)

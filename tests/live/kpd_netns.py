@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ class Ns:
     name: str
     inode: int
 
-    def run(self, code: str, *args: str, timeout: float = 60.0) -> dict[str, object]:
+    def run(self, code: str, *args: str, timeout: float = 60.0) -> dict[str, Any]:
         """Run Python ``code`` inside the namespace; it prints one JSON object last."""
         out = subprocess.run(["ip", "netns", "exec", self.name, sys.executable, "-c", code,
                               *args], capture_output=True, text=True, timeout=timeout,

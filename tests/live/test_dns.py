@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -46,7 +48,7 @@ class DnsCollector:
 def dns() -> Iterator[DnsCollector]:
     with DnsProbe(DnsConfig(timeout_s=1.0, sweep_interval_s=0.1)) as probe:
         probe.start()
-        assert all(probe.attach_status.values()), probe.attach_status
+        assert probe.attach_status and all(probe.attach_status.values()), probe.attach_status
         yield DnsCollector(probe)
 
 
@@ -59,7 +61,7 @@ def resolver(pair: Pair) -> Iterator[Pair]:  # noqa: F811
                            f"--listen-address={SERVER_IP}", "--except-interface=lo",
                            "--address=/ok.test/192.0.2.77", "--address=/nx.test/",
                            "--user=root", "--pid-file=", "--log-facility=/dev/null")
-    servfail = pair.server.popen("python3", "-c", SERVFAIL_SERVER, SERVER_IP2)
+    servfail = pair.server.popen(sys.executable, "-c", SERVFAIL_SERVER, SERVER_IP2)
     try:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:  # both bound?
@@ -117,9 +119,10 @@ CLIENT = textwrap.dedent("""
 """)
 
 
-def _ask(pair: Pair, *queries: str) -> list[dict[str, object]]:  # noqa: F811
+def _ask(pair: Pair, *queries: str) -> list[dict[str, Any]]:  # noqa: F811
     res = pair.client.run(CLIENT, *queries)
-    return res["q"]  # type: ignore[return-value]
+    out: list[dict[str, Any]] = res["q"]
+    return out
 
 
 def _match(q: dict[str, object]) -> Callable[[DnsEvent], bool]:
@@ -142,7 +145,7 @@ def test_answers_rcodes_latency_from_new_namespaces(dns: DnsCollector, resolver:
         assert (e.client, e.server_port, e.family) == (CLIENT_IP, 53, 4)
         assert e.qname == q["name"]
         # The kernel's latency (socket to socket) is inside the client's own measurement.
-        assert e.latency_s is not None and 0 < e.latency_s <= float(q["elapsed"])  # type: ignore[arg-type]
+        assert e.latency_s is not None and 0 < e.latency_s <= float(q["elapsed"])
         assert e.comm.startswith("python")
     assert (ok.rcode, ok.qtype, ok.answers, ok.server) == ("NOERROR", "A", 1, SERVER_IP)
     assert (nx.rcode, nx.qtype) == ("NXDOMAIN", "AAAA")
@@ -154,8 +157,8 @@ def test_latency_of_a_slow_resolver(dns: DnsCollector, resolver: Pair) -> None:
     assert q["rcode"] == "NOERROR"
     (e,) = dns.wait_for(_match(q))
     # At least the resolver's 100 ms, at most what the client itself measured.
-    assert e.latency_s is not None and 0.1 <= e.latency_s <= float(q["elapsed"])  # type: ignore[arg-type]
-    assert float(q["elapsed"]) - e.latency_s < 0.02  # type: ignore[arg-type]
+    assert e.latency_s is not None and 0.1 <= e.latency_s <= float(q["elapsed"])
+    assert float(q["elapsed"]) - e.latency_s < 0.02
 
 
 def test_timeout_when_answers_are_dropped(dns: DnsCollector, resolver: Pair) -> None:
@@ -213,7 +216,7 @@ def test_malformed_are_counted_and_probe_stays_up(dns: DnsCollector, resolver: P
 
 
 def test_loopback_in_this_namespace(dns: DnsCollector) -> None:
-    import dnslib
+    import dnslib  # type: ignore[import-untyped]
 
     srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:

@@ -4,6 +4,7 @@ listener whose accept queue is full, counted in the kernel by reason and tuple."
 from __future__ import annotations
 
 import ipaddress
+import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -33,7 +34,8 @@ def _rows(probe: DropProbe, netns: int, reason: str) -> np.ndarray:
     snap = probe.snapshot()
     names = probe.reason_names()
     code = next(k for k, v in names.items() if v == reason)
-    return snap[(snap["netns_ino"] == netns) & (snap["reason"] == code)]
+    rows: np.ndarray = snap[(snap["netns_ino"] == netns) & (snap["reason"] == code)]
+    return rows
 
 
 def test_policy_drop_between_namespaces(probe: DropProbe, pair: Pair) -> None:  # noqa: F811
@@ -98,11 +100,11 @@ LISTENER = textwrap.dedent("""
 
 def test_listen_overflow(probe: DropProbe, pair: Pair) -> None:  # noqa: F811
     pair.server.sh("sysctl", "-qw", "net.ipv4.tcp_syncookies=0")
-    srv = pair.server.popen("python3", "-c", LISTENER, SERVER_IP)
+    srv = pair.server.popen(sys.executable, "-c", LISTENER, SERVER_IP)
     try:
         assert srv.stdout is not None and srv.stdout.readline().strip() == "ready"
         res = pair.client.run(OVERFLOW_CLIENT, SERVER_IP, pair.server.name, timeout=30)
-        late = set(res["late_ports"])  # type: ignore[arg-type]
+        late = set(res["late_ports"])
         deadline = time.monotonic() + 5
         while True:
             rows = _rows(probe, pair.server.inode, "TCP_LISTEN_OVERFLOW")
@@ -139,14 +141,14 @@ SYN_CLIENT = textwrap.dedent("""
 
 def test_listen_overflow_at_the_syn(probe: DropProbe, pair: Pair) -> None:  # noqa: F811
     before = probe.counters()["listen_full"]
-    srv = pair.server.popen("python3", "-c", LISTENER.replace("8888", "8889").replace(
+    srv = pair.server.popen(sys.executable, "-c", LISTENER.replace("8888", "8889").replace(
         "s.listen(4)", "s.listen(1)"), SERVER_IP)
     try:
         assert srv.stdout is not None and srv.stdout.readline().strip() == "ready"
         res = pair.client.run(SYN_CLIENT, SERVER_IP, timeout=30)
         assert res["connected"] is False  # backlog 1 holds 2; the third SYN goes unanswered
         rows = _rows(probe, pair.server.inode, "TCP_LISTEN_OVERFLOW")
-        rows = rows[rows["sport"] == int(res["port"])]  # type: ignore[call-overload]
+        rows = rows[rows["sport"] == int(res["port"])]
         assert len(rows) == 1
         r = rows[0]
         assert (_ip(r["saddr"]), _ip(r["daddr"]), int(r["dport"])) == (CLIENT_IP, SERVER_IP,

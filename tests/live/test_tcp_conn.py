@@ -7,6 +7,7 @@ import os
 import socket
 import struct
 import textwrap
+from collections.abc import Callable
 
 import pytest
 
@@ -25,7 +26,7 @@ def _listener(family: int, host: str) -> socket.socket:
     return srv
 
 
-def _on_port(port: int) -> object:
+def _on_port(port: int) -> Callable[[ConnEvent], bool]:
     return lambda e: e.kind == "close" and (e.dport == port or e.sport == port)
 
 
@@ -47,8 +48,8 @@ def test_normal_close_both_sides(collector: Collector, family: int, host: str) -
     conn.close()
     srv.close()
 
-    events = collector.wait_for(_on_port(port), count=2)  # type: ignore[arg-type]
-    events = collector.settle(_on_port(port))  # type: ignore[arg-type]
+    events = collector.wait_for(_on_port(port), count=2)
+    events = collector.settle(_on_port(port))
     assert len(events) == 2, events
     out = next(e for e in events if e.direction == "outbound")
     inn = next(e for e in events if e.direction == "inbound")
@@ -100,7 +101,7 @@ def test_reset_sent_and_received(collector: Collector) -> None:
         conn.recv(10)
     conn.close()
     srv.close()
-    events = collector.wait_for(_on_port(port), count=2)  # type: ignore[arg-type]
+    events = collector.wait_for(_on_port(port), count=2)
     by_dir = {e.direction: e for e in events}
     assert by_dir["outbound"].outcome == "reset_sent"
     assert by_dir["inbound"].outcome == "reset_received"
@@ -236,6 +237,6 @@ def test_retransmits_counted_under_loss(collector: Collector, netns: NetNs) -> N
     e = events[0]
     # The record is made at close; the app read TCP_INFO just before, so allow for
     # retransmits of the FIN after that.
-    assert res["retrans"] <= e.retransmits <= res["retrans"] + 3  # type: ignore[operator]
+    assert res["retrans"] <= e.retransmits <= res["retrans"] + 3
     assert e.bytes_sent == 200_000
     assert e.outcome == "established_closed"

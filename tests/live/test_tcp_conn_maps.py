@@ -57,6 +57,10 @@ def test_tiny_ring_buffer_counts_every_lost_record(netns: NetNs) -> None:
         # Nothing is lost in user space: everything the kernel submitted is read (other
         # traffic on this host may add records after the snapshot, never fewer).
         assert len(got) >= submitted
+        # The ring held some of our records (it started empty and our connections came
+        # first): without one, the outcome check below would hold over nothing.
+        assert len(ours) > 0, (f"no record from our namespace among {len(got)} read "
+                               f"({submitted} submitted, {lost} lost)")
         # Each connection makes two close records (client and server side).
         assert outcome_counts(ours, probe.enums).get("established_closed", 0) == len(ours)
         assert len(ours) <= 2 * n <= len(ours) + lost

@@ -22,6 +22,7 @@ import pytest
 from tests.export.servers import poll
 
 from .agentproc import AgentProc, agent_running, run_churn
+from .record import record
 
 pytestmark = pytest.mark.live
 
@@ -90,6 +91,7 @@ def test_flood_into_a_tiny_ring_is_counted_exactly(tmp_path: Path, bpf: None,
     assert processed + lost >= expected
     # At most 2 per attempt (a failed connect makes one or two), plus a little background.
     assert processed + lost <= 2 * int(result["attempts"]) + max(2000, 0.02 * expected)
+    assert samples, "/readyz was never polled during the flood"
     assert all(r for r, _ in samples), f"not ready during the flood: {samples}"
     assert hwm <= RSS_BOUND_KIB, f"peak RSS {hwm} KiB"
     warnings = _warning_times(stderr)
@@ -97,3 +99,10 @@ def test_flood_into_a_tiny_ring_is_counted_exactly(tmp_path: Path, bpf: None,
     assert 1 <= len(warnings) <= 1 + int(flood_s // 10) + 1, warnings
     gaps = [(b - w).total_seconds() for w, b in itertools.pairwise(warnings)]
     assert all(g >= 9.9 for g in gaps), f"warnings closer than the 10 s interval: {gaps}"
+    record("flood", {"connections": completed, "flood_s": round(flood_s, 1),
+                     "conn_per_s": round(float(result["conn_per_s"])),
+                     "expected_records": expected, "processed": int(processed),
+                     "lost_kernel": int(lost), "ready": sum(r for r, _ in samples),
+                     "samples": len(samples), "peak_rss_mib": round(hwm / 1024, 1),
+                     "warnings": len(warnings), "warning_gaps_s": [round(g, 1) for g in gaps],
+                     "queue_lost": summary.lost_user})

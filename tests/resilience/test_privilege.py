@@ -77,8 +77,13 @@ def test_missing_required_tracepoint(tmp_path: Path, bpf: None) -> None:
         if tp != gone:
             (fake / "events" / tp.replace(":", "/")).mkdir(parents=True)
     (fake / "events" / "sock").mkdir(exist_ok=True)
+    # Both places libbpf and the doctor look for tracefs show the look-alike. The debugfs
+    # one is made inside the private namespace: a tmpfs over /sys/kernel/debug (debugfs need
+    # not be mounted on the host) with its own tracing/ mount point; the host never sees it.
     hide = (f"mount --bind {fake} /sys/kernel/tracing && "
-            f"mount --bind {fake} /sys/kernel/debug/tracing")
+            "{ [ ! -d /sys/kernel/debug ] || { mount -t tmpfs kp-hide /sys/kernel/debug && "
+            "mkdir /sys/kernel/debug/tracing && "
+            f"mount --bind {fake} /sys/kernel/debug/tracing; }}; }}")
     res = _run([], tmp_path, shell=hide)
     line = _error(res)
     assert res.returncode == 3

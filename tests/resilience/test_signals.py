@@ -37,6 +37,7 @@ from .agentproc import (
     sqlite_check,
     tc_filters_of_ours,
 )
+from .record import record
 
 pytestmark = pytest.mark.live
 
@@ -71,6 +72,9 @@ def test_sigterm_exits_0_leaves_nothing_and_files_are_consistent(tmp_path: Path,
     assert integrity == "ok"
     assert fired["fingerprint"] in open_fps
     assert "Traceback" not in a.stderr()
+    record("sigterm", {"rc": rc, "exit_s": round(secs, 2), "programs": len(ids["prog"]),
+                       "links": len(ids["link"]), "maps": len(ids["map"]),
+                       "freed_s": round(freed_s, 2), "integrity": integrity})
 
 
 class Receiver:
@@ -210,6 +214,9 @@ def _kill_and_restart(tmp_path: Path, rx: Receiver, am: str, pod: tuple[str, Pat
     assert jsonl == ["firing", "resolved"]
     assert still_active, ("Alertmanager expired the alert while the restarted agent still "
                           "held it firing: restored alerts are not re-sent")
+    record("sigkill", {"freed_s": round(freed_s, 2), "links": len(b["link"]),
+                       "webhook": rx.webhook_states(fp), "alertmanager": rx.am_states(fp),
+                       "jsonl": jsonl, "active_after_expiry": bool(still_active)})
 
 
 def _links() -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ import pytest
 from tests.export.servers import alertmanager, free_port, poll
 
 from .agentproc import AgentProc, fire_refused, refuse
+from .record import record
 
 pytestmark = pytest.mark.live
 
@@ -85,7 +86,7 @@ class Flaky:
         self.thread.start()
 
     def fingerprints(self, status: int = 200) -> set[str]:
-        return {b["fingerprint"] for _, s, b in self.posts  # type: ignore[index]
+        return {b["fingerprint"] for _, s, b in self.posts
                 if s == status and isinstance(b, dict)}
 
     def close(self) -> None:
@@ -177,7 +178,7 @@ def _outage(tmp_path: Path, pod: tuple[str, Path], mode: str, seconds: float) ->
           f"{len(got)} of {N_ALERTS} {wh_s:.1f} s after recovery; Alertmanager held all "
           f"{N_ALERTS} {am_s:.1f} s after; ready {sum(ready)}/{len(ready)}")
     assert rc == 0
-    assert all(ready)
+    assert ready and all(ready), ready
     assert during == {("webhook", "queue"): N_ALERTS - QUEUE - 1, ("webhook", "sink"): 0,
                       ("alertmanager", "queue"): N_ALERTS - QUEUE,
                       ("alertmanager", "sink"): 0}
@@ -194,10 +195,16 @@ def _outage(tmp_path: Path, pod: tuple[str, Path], mode: str, seconds: float) ->
         gaps = [y - x for x, y in itertools.pairwise(times)]
         cap = _expected_attempts(seconds + 1)
         assert len(times) <= cap + 1, f"{len(times)} POSTs in {seconds} s, expected <= {cap}"
+        assert len(gaps) >= 2, f"too few POSTs to show a schedule: {times}"
         assert all(g >= BACKOFF * 0.9 for g in gaps), gaps
         assert gaps == sorted(gaps) or max(gaps) >= BACKOFF_MAX * 0.9
         am_posts = len(am500.posts)
         assert am_posts <= _expected_attempts(seconds + 1) + 2, am_posts
+    record(f"sink_outage_{mode}_{seconds:.0f}s", {
+        "mode": mode, "seconds": seconds, "alerts": N_ALERTS,
+        "dropped": {f"{sink}_{stage}": int(n) for (sink, stage), n in sorted(during.items())},
+        "webhook_delivered": len(got), "webhook_s": round(wh_s, 1),
+        "alertmanager_s": round(am_s, 1), "ready": sum(ready), "samples": len(ready)})
 
 
 @pytest.mark.parametrize("mode", ["down", "500"])

@@ -15,6 +15,7 @@ import pytest
 from tests.export.servers import poll
 
 from .agentproc import AgentProc, agent_running, closed_port, fire_refused, run_churn
+from .record import record
 
 pytestmark = pytest.mark.live
 
@@ -72,3 +73,7 @@ def test_sigstop_10s_then_recovers_reconciles_and_detects(tmp_path: Path, bpf: N
     # host only ever add records).
     assert processed + lost >= 2 * work["completed"]
     assert fired["state"] == "firing" and detect_s < 10
+    record("stall", {"stall_s": STALL_SECONDS, "connections": work["completed"],
+                     "recovery_s": round(recovery_s, 2), "processed": int(processed),
+                     "lost_kernel": int(lost), "expected_records": 2 * work["completed"],
+                     "detect_s": round(detect_s, 2), "queue_lost": summary.lost_user})

@@ -25,6 +25,8 @@ from kubepulse.probes.dns import DnsProbe
 from kubepulse.probes.drops import DropProbe
 from kubepulse.probes.tcp_conn import TcpConnProbe
 
+from .record import record
+
 pytestmark = pytest.mark.live
 
 BASELINE = Path(__file__).with_name("verifier_baseline.json")
@@ -99,3 +101,4 @@ def test_verified_instructions_within_budget(bpf: None) -> None:
     new = [f"{o}/{p}" for o, ps in now.items() for p in ps if p not in base["objects"].get(o, {})]
     assert not new, f"programs without a baseline (re-baseline, see the docstring): {new}"
     assert not over, "; ".join(over)
+    record("verifier", {"kernel": platform.release(), "objects": now})

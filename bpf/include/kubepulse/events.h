@@ -3,8 +3,9 @@
  * Everything the kernel side shares with user space: records, enums, counters and config.
  *
  * Python never keeps a hand copy of these enums: it reads them from the BTF of the built
- * object (kubepulse.kernel.btf). The record's numpy mirror in kubepulse.probes.tcp_conn is
- * checked field by field against this struct's BTF by tests/unit/test_layout.py.
+ * object (kubepulse.kernel.libbpf.Btf). The records' numpy mirrors (MIRRORS in
+ * kubepulse.probes.tcp_conn, .dns and .drops) are checked field by field against their BTF
+ * by tests/unit/probes/test_layout.py and tests/unit/probes/test_layout_dns_drops.py.
  */
 #ifndef KUBEPULSE_EVENTS_H
 #define KUBEPULSE_EVENTS_H

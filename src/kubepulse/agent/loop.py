@@ -91,9 +91,6 @@ class Agent:
         self._lost_warned = 0  # lost_kernel at the last warning
         self._lost_warned_at = -LOST_WARNING_INTERVAL_S
 
-    def request_stop(self, *_: object) -> None:
-        self._stop = True
-
     def run(self, duration: float | None = None, ready: Callable[[Agent], None] | None = None
             ) -> int:
         a = self.config.agent
@@ -213,12 +210,14 @@ class Agent:
             self.sinks.emit(changes)
         self.stats.ticks += 1
         counters = probe.counters()
-        self.stats.kernel_counters = counters
         self.stats.lost_kernel = counters.get("ringbuf_full", 0)
         if self._final:  # only now is every submitted record either read or never to be
             self.stats.lost_user = max(0, counters.get("records", 0) - self.stats.records_received)
         if self.dns is not None:  # malformed, unmatched, ...: kubepulse_kernel_events_total
             counters.update({f"dns_{k}": v for k, v in self.dns.counters().items()})
+        # Published whole: /metrics (another thread) never sees a tick's TCP counters without
+        # its DNS ones.
+        self.stats.kernel_counters = counters
         self._warn_lost()
         self.stats.engine = self.engine.stats()
         if self.on_tick is not None:

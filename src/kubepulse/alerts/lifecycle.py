@@ -77,9 +77,6 @@ class AlertManager:
         """Every firing alert, with its newest evidence (what the store saves at shutdown)."""
         return [self._current(o) for o in self._open.values()]
 
-    def is_firing(self, fp: str) -> bool:
-        return fp in self._open
-
     # -- the tick --------------------------------------------------------------------------------
     def process(self, findings: Sequence[Finding], now: float) -> list[Alert]:
         """One tick: returns the state changes (firing, resolved) to send to the sinks."""

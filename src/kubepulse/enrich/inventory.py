@@ -107,9 +107,6 @@ class Inventory(_Model):
     def pod_by_ip(self) -> dict[str, Pod]:
         return {p.ip: p for p in self.pods}
 
-    def pod_by_name(self, namespace: str, name: str) -> Pod | None:
-        return next((p for p in self.pods if p.namespace == namespace and p.name == name), None)
-
     def service(self, namespace: str, name: str) -> Service | None:
         return next(
             (s for s in self.services if s.namespace == namespace and s.name == name), None

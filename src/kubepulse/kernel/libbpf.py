@@ -41,8 +41,6 @@ BTF_KIND_RESTRICT = 11
 BTF_KIND_DATASEC = 15
 BTF_KIND_TYPE_TAG = 18
 BTF_KIND_ENUM64 = 19
-_MODIFIERS = {BTF_KIND_TYPEDEF, BTF_KIND_VOLATILE, BTF_KIND_CONST, BTF_KIND_RESTRICT,
-              BTF_KIND_TYPE_TAG}
 
 
 class _BtfType(ctypes.Structure):
@@ -57,11 +55,6 @@ class _BtfMember(ctypes.Structure):
 
 class _BtfEnum(ctypes.Structure):
     _fields_ = [("name_off", ctypes.c_uint32), ("val", ctypes.c_int32)]
-
-
-class _BtfArray(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_uint32), ("index_type", ctypes.c_uint32),
-                ("nelems", ctypes.c_uint32)]
 
 
 class _BtfVarSecinfo(ctypes.Structure):
@@ -120,7 +113,6 @@ class _Lib:
         _sig(lib, "bpf_map__initial_value", _P, _P, ctypes.POINTER(c_size_t))
         _sig(lib, "bpf_program__name", c_char_p, _P)
         _sig(lib, "bpf_program__section_name", c_char_p, _P)
-        _sig(lib, "bpf_program__set_autoload", c_int, _P, ctypes.c_bool)
         _sig(lib, "bpf_program__attach", _P, _P)
         _sig(lib, "bpf_link__destroy", c_int, _P)
         _sig(lib, "bpf_map_lookup_elem", c_int, c_int, _P, _P)
@@ -506,13 +498,6 @@ class BpfObject:
         if not ptr or offset + size > psize.value:
             raise KernelError(f"cannot reach .rodata of {self.path.name}")
         ctypes.memmove(ptr + offset, data, size)
-
-    def set_autoload(self, program: str, on: bool) -> None:
-        for p in self.programs():
-            if p.name == program:
-                libbpf().lib.bpf_program__set_autoload(p.handle, on)
-                return
-        raise KernelError(f"BPF object {self.path.name} has no program {program!r}")
 
     def load(self) -> None:
         lib = libbpf()

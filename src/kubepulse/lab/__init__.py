@@ -3,8 +3,8 @@
 Modules:
   topology   the plan: nodes, pods, services, addresses (pure)
   sh, procs  running ip/nft inside lab namespaces; starting, tracking and killing processes
-  cluster    ``lab up | down | status``; writes the inventory
-  inventory  the inventory's pydantic model, loader and validation (docs/inventory.md)
+  cluster    ``lab up | down | status``; writes the inventory (its model, loader and
+             validation are kubepulse.enrich.inventory, docs/inventory.md)
   faults     the faults, each undone by ``stop()``, which appends its ground truth
   labels     ground-truth records and the fixed alert-type names
   scorer     alerts vs ground truth: precision, recall, time to detect, false alarms (pure)

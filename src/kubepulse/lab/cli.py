@@ -56,19 +56,22 @@ suites:
 
 examples:
   sudo kubepulse scenarios run                              the quick suite
+  sudo kubepulse scenarios run --per-node                   one agent per node (--node), as CI
   sudo kubepulse scenarios run --suite full --report full.json
   sudo kubepulse scenarios run --agent-cmd 'my-agent --inv {inventory} --out {alerts}'
   kubepulse scenarios score --labels labels.jsonl --alerts alerts.jsonl --inventory inv.json
 """
 
 DEMO_EPILOG = """\
-One command from a fresh machine to live alerts: it builds the lab, starts the agent, injects
-every fault type in turn (printing what it does and which alert to expect), and prints each
-alert the agent raises. Ctrl-C stops it and leaves the machine clean.
+One command from a fresh machine to live alerts: it builds the lab, starts the agent, prints
+the address of the agent's dashboard (the live service map, http://127.0.0.1:9810/ by
+default), injects every fault type in turn (printing what it does and which alert to expect),
+and prints each alert the agent raises. Ctrl-C stops it and leaves the machine clean.
 
 examples:
   sudo kubepulse demo
   sudo kubepulse demo --rounds 1 --fault-seconds 15
+  sudo kubepulse demo --listen 127.0.0.1:9811     the dashboard on another port
 """
 
 
@@ -142,6 +145,9 @@ def register(subparsers: Any) -> None:
                         description="Run a scenario suite and score the agent.")
     p.add_argument("--suite", choices=("quick", "full"), default="quick")
     p.add_argument("--report", type=Path, help="also write the JSON report here")
+    p.add_argument("--results", metavar="NAME",
+                   help="also write the scored table to results/NAME.json (with commit, date, "
+                        "machine, command), the file docs/detection.md is rendered from")
     p.add_argument("--out", type=Path,
                    help="directory for labels, alerts, agent log and report "
                         "(default: artifacts/scenarios/SUITE-TIME)")
@@ -149,6 +155,9 @@ def register(subparsers: Any) -> None:
                    help="the agent to test; {inventory}, {alerts} and {state} are filled in "
                         "(default: %(default)s)")
     p.add_argument("--keep-lab", action="store_true", help="leave the lab up afterwards")
+    p.add_argument("--per-node", action="store_true",
+                   help="one agent per lab node, each with --node NODE (as a DaemonSet runs "
+                        "them); the alerts scored are their union")
     p.add_argument("--fault-seconds", type=float, help="override the suite's fault length")
     p.add_argument("--gap-seconds", type=float, help="override the healthy gap between faults")
     p.add_argument("--healthy-seconds", type=float, help="override the healthy-only period")
@@ -170,8 +179,14 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("demo", help="the lab, the agent and rotating faults, live",
                               description="A live demo of kubepulse on a lab cluster.",
                               epilog=DEMO_EPILOG, formatter_class=_RAW)
-    p.add_argument("--agent-cmd", default=scenarios.DEFAULT_AGENT_CMD,
-                   help="the agent (default: %(default)s)")
+    from kubepulse.export.http import DEFAULT_LISTEN
+    from kubepulse.lab.demo import DEMO_AGENT_CMD
+
+    p.add_argument("--agent-cmd", default=DEMO_AGENT_CMD,
+                   help="the agent; {inventory}, {alerts}, {state} and {listen} are filled in "
+                        "(default: %(default)s)")
+    p.add_argument("--listen", metavar="ADDR", default=DEFAULT_LISTEN,
+                   help="where the agent serves its dashboard (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of all faults (default 3)")
     p.add_argument("--fault-seconds", type=float, default=20.0)
     p.add_argument("--gap-seconds", type=float, default=10.0)
@@ -275,7 +290,7 @@ def _scenarios_run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     report = scenarios.run(
         s, out, agent_cmd=args.agent_cmd, cidr=args.cidr, state_dir=args.state_dir,
-        keep_lab=args.keep_lab,
+        keep_lab=args.keep_lab, per_node=args.per_node,
         progress=lambda msg: con.print(f"[{time.monotonic() - t0:6.0f}s] {msg}", markup=False),
     )
     if args.report:
@@ -283,6 +298,15 @@ def _scenarios_run(args: argparse.Namespace) -> int:
         args.report.write_text(json.dumps(report, indent=2) + "\n")
     con.print(scenarios.render(report))
     con.print(f"report: {out / 'report.json'}" + (f" and {args.report}" if args.report else ""))
+    if args.results:
+        from kubepulse import results
+
+        keep = ("suite", "started", "ended", "timeline", "config", "per_type", "overall",
+                "false_alarms", "faults", "unmatched_alerts")
+        data = {k: report[k] for k in keep if k in report}
+        data["agent"] = {k: report["agent"].get(k)
+                         for k in ("command", "started", "running_at_end", "error")}
+        con.print(f"result: {results.write_result(args.results, data, results.command_line())}")
     return 0
 
 
@@ -312,5 +336,5 @@ def _demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C does
     con = _console()
     return demo.run(agent_cmd=args.agent_cmd, out_dir=args.out, rounds=args.rounds,
-                    fault_s=args.fault_seconds, gap_s=args.gap_seconds,
+                    fault_s=args.fault_seconds, gap_s=args.gap_seconds, listen=args.listen,
                     state_dir=args.state_dir, say=lambda m: con.print(m, highlight=False, markup=False))

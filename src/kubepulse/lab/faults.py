@@ -177,6 +177,7 @@ def start(
 ) -> ActiveFault:
     """Apply ``fault`` now. ``target``/``source`` default to the first of DEFAULT_TARGETS."""
     sh.require_root("kubepulse lab fault")
+    sh.require_lab_extra()  # dns_latency's proxy speaks DNS with dnslib
     if fault not in labels.FAULT_ALERTS:
         raise ConfigError(f"unknown fault {fault!r}; choose one of {', '.join(labels.FAULT_TYPES)}.")
     if target is None:
@@ -375,12 +376,13 @@ def _loss(ctx: _Ctx, tgt: Target, src: Target, params: dict[str, Any], *, percen
 
 
 def _reset(ctx: _Ctx, tgt: Target, src: Target, params: dict[str, Any], **_: Any) -> Target:
-    pods = _need_servers(tgt, ("python", "nginx"), "reset")
+    # The server itself resets, as one that crashes mid-request or closes with SO_LINGER 0
+    # does: no packet filter, so the only evidence is the RSTs (a filter's reject would also
+    # leave netfilter drops on the server's node, the evidence of a policy).
+    pods = _need_servers(tgt, ("python",), "reset")
     params.update(pods=[p.name for p in pods], port=pods[0].port)
     for pod in pods:
-        rule = (f"{_saddr(src)}tcp dport {pod.port} tcp flags & (syn | rst) == 0 "
-                "reject with tcp reset")
-        ctx.nft(pod.netns, _chain("input", "input", [rule]))
+        ctx.control(pod, " ".join(["resetting", *src.ips]))
     return src
 
 

@@ -135,11 +135,20 @@ class Agent:
             return []
 
 
-def agent_argv(command: str, inventory: Path, alerts: Path) -> list[str]:
-    state = alerts.parent / "agent-state"  # fresh per run: no alert restored from another
+def agent_argv(command: str, inventory: Path, alerts: Path, node: str | None = None
+               ) -> list[str]:
+    """The agent's argv; with ``node``, the agent of that node (``{node}`` in the command, or
+    ``--node NODE`` appended), with its own state directory."""
+    # Fresh per run (and per node): no alert restored from another.
+    state = alerts.parent / (f"agent-state-{node}" if node else "agent-state")
+    if node is not None and "{node}" not in command:
+        command += " --node {node}"
+    if node is not None and "--listen" not in command:
+        command += " --listen ''"  # one agent per node: they cannot all have 127.0.0.1:9810
     argv = shlex.split(command.format(inventory=shlex.quote(str(inventory)),
                                       alerts=shlex.quote(str(alerts)),
-                                      state=shlex.quote(str(state))))
+                                      state=shlex.quote(str(state)),
+                                      node=shlex.quote(node or "")))
     if argv and argv[0] == "kubepulse" and shutil.which("kubepulse") is None:
         argv = [sys.executable, "-m", "kubepulse.cli", *argv[1:]]
     return argv
@@ -163,29 +172,44 @@ def run(
     nodes: int = topology.DEFAULT_NODES,
     state_dir: Path = cluster.DEFAULT_STATE_DIR,
     keep_lab: bool = False,
+    per_node: bool = False,
     progress: Any = None,
     stop: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """Run suite ``s``; returns the report (also written to ``out_dir/report.json``)."""
+    """Run suite ``s``; returns the report (also written to ``out_dir/report.json``).
+
+    With ``per_node``, one agent per lab node, each scoped with ``--node`` as a DaemonSet runs
+    them, each writing ``alerts-<node>.jsonl``; the alerts scored (and ``alerts.jsonl``) are
+    their union."""
     stop = stop or threading.Event()
     say = progress or (lambda msg: None)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels_path = out_dir / "labels.jsonl"
     alerts_path = out_dir / "alerts.jsonl"
     labels_path.unlink(missing_ok=True)
+    alerts_path.unlink(missing_ok=True)
     lab = cluster.up(cidr, nodes, state_dir, traffic_seconds=s.estimated_seconds() + 600)
     say(f"lab up; inventory {lab.inventory_path}")
-    agent = Agent(agent_cmd, agent_argv(agent_cmd, lab.inventory_path, alerts_path),
-                  out_dir / "agent.log")
+    scoped: list[str | None] = [n.name for n in lab.plan.nodes] if per_node else [None]
+    agents: list[tuple[str | None, Agent, Path]] = []
+    for node in scoped:
+        out = out_dir / f"alerts-{node}.jsonl" if node else alerts_path
+        out.unlink(missing_ok=True)
+        agents.append((node, Agent(agent_cmd, agent_argv(agent_cmd, lab.inventory_path, out,
+                                                         node),
+                                   out_dir / (f"agent-{node}.log" if node else "agent.log")),
+                       out))
     active: faults.ActiveFault | None = None
     healthy: list[tuple[float, float]] = []
     started = time.time()
     try:
-        if agent.start():
-            say(f"agent running (pid {agent.proc.pid if agent.proc else '?'}); "
-                f"alerts -> {alerts_path}")
-        else:
-            say(f"agent NOT running: {agent.error}; injecting faults anyway")
+        for node, agent, out in agents:
+            who = f"agent of {node}" if node else "agent"
+            if agent.start():
+                say(f"{who} running (pid {agent.proc.pid if agent.proc else '?'}); "
+                    f"alerts -> {out}")
+            else:
+                say(f"{who} NOT running: {agent.error}; injecting faults anyway")
         _wait(stop, s.settle_s)
         if s.healthy_s > 0:
             h0 = time.time()
@@ -205,12 +229,20 @@ def run(
     finally:
         if active is not None:
             active.stop(labels_path)
-        agent.running()
-        was_running = agent.proc is not None and agent.returncode is None
-        agent.stop()
+        was_running: dict[str | None, bool] = {}
+        for node, agent, _ in agents:
+            agent.running()
+            was_running[node] = agent.proc is not None and agent.returncode is None
+        for _, agent, _ in agents:
+            agent.stop()
         if not keep_lab:
             cluster.down(state_dir)
     truth = labels.load(labels_path) if labels_path.exists() else []
+    if per_node:  # the union of the nodes' alerts, as one file to re-score
+        with open(alerts_path, "w") as union:
+            for _, _, out in agents:
+                if out.exists():
+                    union.write(out.read_text(errors="replace"))
     alerts, problems = scorer.load_alerts(alerts_path)
     inv = None
     report_inv = out_dir / "inventory.json"
@@ -227,17 +259,7 @@ def run(
         "ended": rfc3339(time.time()),
         "timeline": {"fault_s": s.fault_s, "gap_s": s.gap_s, "settle_s": s.settle_s,
                      "healthy_s": s.healthy_s, "flush_s": s.flush_s},
-        "agent": {
-            "command": agent_cmd,
-            "argv": agent.argv,
-            "started": agent.proc is not None and not agent.error,
-            "running_at_end": was_running,
-            "error": agent.error,
-            "returncode": agent.returncode,
-            "exited_at": rfc3339(agent.exited_at) if agent.exited_at else None,
-            "log": str(agent.log),
-            "log_tail": agent.tail(),
-        },
+        "agent": _agent_report(agent_cmd, agents, was_running),
         "files": {"labels": str(labels_path), "alerts": str(alerts_path),
                   "inventory": str(report_inv)},
         "alert_problems": problems[:20],
@@ -246,6 +268,32 @@ def run(
     }
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _agent_report(command: str, agents: list[tuple[str | None, Agent, Path]],
+                  was_running: dict[str | None, bool]) -> dict[str, Any]:
+    """The report's ``agent``: the one agent, or with one per node the first that failed
+    (``started`` and ``running_at_end`` only when every one did), each under ``per_node``."""
+    rows = []
+    for node, agent, out in agents:
+        rows.append({
+            "command": command,
+            "node": node,
+            "argv": agent.argv,
+            "started": agent.proc is not None and not agent.error,
+            "running_at_end": was_running.get(node, False),
+            "error": agent.error,
+            "returncode": agent.returncode,
+            "exited_at": rfc3339(agent.exited_at) if agent.exited_at else None,
+            "log": str(agent.log),
+            "log_tail": agent.tail(),
+            "alerts": str(out),
+        })
+    if len(rows) == 1 and rows[0]["node"] is None:
+        return rows[0]
+    worst = next((r for r in rows if not (r["started"] and r["running_at_end"])), rows[0])
+    return {**worst, "started": all(r["started"] for r in rows),
+            "running_at_end": all(r["running_at_end"] for r in rows), "per_node": rows}
 
 
 def render(report: dict[str, Any]) -> Any:

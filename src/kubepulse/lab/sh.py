@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 
 from kubepulse.errors import ConfigError, KubepulseError, PrivilegeError
@@ -44,6 +45,24 @@ def tool(name: str) -> str:
 def require_tools() -> None:
     for name in REQUIRED_TOOLS:
         tool(name)
+    require_lab_extra()
+
+
+# The Python packages the lab's own programs import (pyproject.toml's `lab` extra); the agent
+# does without them, so a plain `pip install kubepulse` leaves them out.
+LAB_MODULES = ("dnslib",)
+
+
+def require_lab_extra() -> None:
+    import importlib.util
+
+    missing = [m for m in LAB_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            f"the lab needs the Python package {', '.join(missing)}, which is not installed; "
+            f"install kubepulse with its lab extra: {sys.executable} -m pip install '.[lab]' "
+            "(in the kubepulse source tree)."
+        )
 
 
 def in_netns(netns: str, argv: Sequence[str]) -> list[str]:

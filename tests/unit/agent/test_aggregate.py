@@ -37,7 +37,7 @@ def _rec(e: Enums, outcome: str, *, inbound: bool = False, netns: int = 1001,
          src: str = "10.9.1.2", dst: str = "10.9.2.2", dport: int = 5432,
          kind: str = "close", start: int = SINCE + 10, segs: int = 10,
          retrans: int = 0, lat_ns: int = 0, flags: int = 1) -> np.void:
-    r = np.zeros(1, dtype=EVENT_DTYPE)[0]
+    r: np.void = np.zeros(1, dtype=EVENT_DTYPE)[0]
     r["kind"] = e.kind_code(kind)
     r["outcome"] = e.outcome_code(outcome) if outcome else 0
     r["direction"] = 2 if inbound else 1

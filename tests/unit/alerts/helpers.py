@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubepulse.detect import parse_config
+from kubepulse.detect.config import AlertsConfig
 from kubepulse.model import Finding, Severity
 
 T0 = 1_700_000_000.0
@@ -24,5 +25,5 @@ def finding(kind: str = "connection_refused", src: str = "shop/frontend",
                    f"{src} -> {dst}", "nothing listening", dict(evidence))
 
 
-def alerts_config(**alerts: Any):  # type: ignore[no-untyped-def]
+def alerts_config(**alerts: Any) -> AlertsConfig:
     return parse_config({"alerts": alerts}, "test").alerts

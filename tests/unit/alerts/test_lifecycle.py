@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kubepulse.alerts import AlertManager, fingerprint
-from kubepulse.model import Alert
+from kubepulse.model import Alert, Finding
 
 from .helpers import T0, alerts_config, finding
 
 
-def run(mgr: AlertManager, ticks: range, make=None) -> list[Alert]:  # type: ignore[no-untyped-def]
+def run(mgr: AlertManager, ticks: range,
+        make: Callable[[float], list[Finding]] | None = None) -> list[Alert]:
     out: list[Alert] = []
     for t in ticks:
         out += mgr.process(make(T0 + t) if make else [], T0 + t)

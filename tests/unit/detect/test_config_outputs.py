@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from kubepulse.detect.config import parse_config
@@ -23,7 +25,7 @@ def test_outputs_sections_parse_and_default() -> None:
     ({"metrics": {"latency_buckets": [0.5, 0.1]}}, "latency_buckets must be positive, increasing"),
     ({"metrics": {"max_series": "many"}}, "k.yaml: metrics.max_series:"),
 ])
-def test_outputs_sections_errors_name_the_key(data: dict, where: str) -> None:  # type: ignore[type-arg]
+def test_outputs_sections_errors_name_the_key(data: dict[str, Any], where: str) -> None:
     with pytest.raises(ConfigError) as exc:
         parse_config(data, "k.yaml")
     assert where in str(exc.value)

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 from kubepulse.detect import classify_reason
-from kubepulse.model import EdgeKey
+from kubepulse.model import EdgeKey, Finding
 
 from .helpers import CART, EDGE, Run, drop, edge, healthy, of, pod
 
 POLICY, OVERFLOW, OTHER = "policy_denied", "listen_overflow", "packet_drop"
 
 
-def types(found: list) -> list[str]:  # type: ignore[type-arg]
+def types(found: list[Finding]) -> list[str]:
     return sorted(f.type for f in found)
 
 

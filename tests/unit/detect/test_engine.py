@@ -79,4 +79,4 @@ def test_unknown_alert_type_in_inhibit_rule() -> None:
 def test_config_is_frozen() -> None:
     cfg = KubepulseConfig()
     with pytest.raises(ValidationError):
-        cfg.detectors.connection_refused.min_refused = 1  # type: ignore[misc]
+        cfg.detectors.connection_refused.min_refused = 1

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from kubepulse.model import EdgeKey
+from kubepulse.model import EdgeKey, EdgeSample, Identity
 
 from .helpers import Run, edge, healthy, of, pod
 
@@ -10,7 +10,7 @@ B1, B2 = pod("db", "n2"), pod("cache", "n2")
 C1 = pod("queue", "n3")
 
 
-def failing(src, dst):  # type: ignore[no-untyped-def]
+def failing(src: Identity, dst: Identity) -> EdgeSample:
     return edge(EdgeKey(src, dst, 5432), attempts=2, syn_retransmits=2)
 
 

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from kubepulse.model import Finding
+
 from .helpers import Run, edge, healthy, of
 
 T = "conn_pool_exhaustion"
 
 
-def climb(run: Run, start: int, stop: int, step: int) -> list:  # type: ignore[type-arg]
-    out = []
+def climb(run: Run, start: int, stop: int, step: int) -> list[Finding]:
+    out: list[Finding] = []
     for n in range(start, stop, step):
         out += run.step([edge(attempts=step, handshakes=step, open_connections=n)])
     return out

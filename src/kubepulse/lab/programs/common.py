@@ -6,8 +6,6 @@ import socket
 import time
 from pathlib import Path
 
-from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
-
 
 def split_hostport(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
@@ -58,6 +56,10 @@ def dns_lookup(name: str, server: str, timeout_s: float = 2.0) -> tuple[str, lis
 
     Raises ``TimeoutError`` when no answer arrives in time.
     """
+    # Imported here: the lab's dnslib (the `lab` extra) is not part of the agent's install, and
+    # `kubepulse run` imports this module through the lab's commands.
+    from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
+
     query = DNSRecord.question(name, "A")
     start = time.monotonic()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
