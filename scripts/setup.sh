@@ -26,6 +26,7 @@ APT_PACKAGES=(
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
 if [ "$WITH_TEST" = 1 ]; then
     APT_PACKAGES+=(bpftrace                          # benchmark comparison
+                   git                               # results/*.json record the commit
                    prometheus prometheus-alertmanager   # real servers for the export tests
                    chromium)                         # dashboard tests (Playwright drives it)
 fi
