@@ -56,6 +56,8 @@ def dns() -> Iterator[DnsCollector]:
 def resolver(pair: Pair) -> Iterator[Pair]:  # noqa: F811
     """dnsmasq on SERVER_IP:53 (ok.test -> 192.0.2.77, nx.test -> NXDOMAIN), and on
     SERVER_IP2:53 a responder that answers SERVFAIL, or NOERROR after 100 ms for slow.*."""
+    if not os.access(DNSMASQ, os.X_OK):
+        pytest.fail(f"{DNSMASQ} is missing: apt-get install dnsmasq-base (scripts/setup.sh does)")
     dm = pair.server.popen(DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null",
                            "--no-resolv", "--no-hosts", "--bind-interfaces",
                            f"--listen-address={SERVER_IP}", "--except-interface=lo",
