@@ -1,6 +1,6 @@
 """A switchable HTTP/1.1 server, the lab's stand-in for api, db and cache.
 
-Its behaviour is switched at run time through a control file holding one word:
+Its behaviour is switched at run time through a control file holding one line, a mode:
   normal   listen with backlog 128 and accept (up to --max-conns at once);
   closed   the listening socket is gone: new connects are refused, open ones keep working;
   stalled  stop accepting, with backlog 2: the accept queue fills and then overflows;
