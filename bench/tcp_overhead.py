@@ -376,6 +376,21 @@ def summarise(runs: list[dict[str, Any]], modes: list[str]) -> dict[str, Any]:
     return {"rounds": rounds, "modes": table}
 
 
+def mode_cells(mode: str, r: dict[str, Any]) -> list[str]:
+    """One mode's row of the summary table: here and in docs/benchmarks.md
+    (scripts/render_docs.py)."""
+    attach = "-"
+    if mode.startswith("agent"):
+        attach = f"{r['attach_self_ms_max']:.0f} ms ({r['attach_wall_s_max']:.2f} s from exec)"
+    elif mode != "baseline":
+        attach = f"{r['attach_wall_s_max']:.2f} s from exec"
+    return [mode, f"{r['conn_per_s_median']:,.0f}",
+            "-" if mode == "baseline" else f"{-r['cost_pct_median_paired']:+.1f}%", attach,
+            f"{r['vmhwm_mib_max']} MiB" if "vmhwm_mib_max" in r else "-",
+            str(r["lost_kernel_total"]) if "lost_kernel_total" in r else "-",
+            ", ".join(str(c) for c in r.get("tracer_cpu_s_per_run", [])) or "-"]
+
+
 def markdown(result: dict[str, Any]) -> str:
     s = result["summary"]["modes"]
     env = result["environment"]
@@ -389,17 +404,7 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---:|---:|---|---:|---:|---:|",
     ]
     for m, r in s.items():
-        attach = "-"
-        if m.startswith("agent"):
-            attach = f"{r['attach_self_ms_max']:.0f} ms ({r['attach_wall_s_max']:.2f} s from exec)"
-        elif m != "baseline":
-            attach = f"{r['attach_wall_s_max']:.2f} s from exec"
-        rss = f"{r['vmhwm_mib_max']} MiB" if "vmhwm_mib_max" in r else "-"
-        lost = str(r["lost_kernel_total"]) if "lost_kernel_total" in r else "-"
-        cpu = ", ".join(str(c) for c in r.get("tracer_cpu_s_per_run", [])) or "-"
-        cost = "-" if m == "baseline" else f"{-r['cost_pct_median_paired']:+.1f}%"
-        lines.append(f"| {m} | {r['conn_per_s_median']:,.0f} | {cost} | {attach} | {rss} | "
-                     f"{lost} | {cpu} |")
+        lines.append("| " + " | ".join(mode_cells(m, r)) + " |")
     lines += ["", "Accounting (agent, --port <churn port>), per run:", "",
               ("| round | completed connections | expected records (2 per connection) | "
                "received | outcomes | lost | exact |"), "|---|---:|---:|---:|---|---:|---|"]

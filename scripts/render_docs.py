@@ -23,11 +23,13 @@ Standard library only.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,20 +87,19 @@ def provenance(doc: Doc) -> str:
 # -- benchmarks -------------------------------------------------------------------------------
 
 
+def _bench_module(name: str) -> ModuleType:
+    """bench/NAME.py (a script, not a package), for the table code it shares with the docs."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def tcp_modes(d: dict[str, Doc]) -> Lines:
     s = d["tcp_overhead"]["data"]["summary"]["modes"]
-    rows = []
-    for m, r in s.items():
-        attach = "-"
-        if m.startswith("agent"):
-            attach = f"{r['attach_self_ms_max']:.0f} ms ({r['attach_wall_s_max']:.2f} s from exec)"
-        elif m != "baseline":
-            attach = f"{r['attach_wall_s_max']:.2f} s from exec"
-        rows.append([m, n(r["conn_per_s_median"]),
-                     "-" if m == "baseline" else f"{-r['cost_pct_median_paired']:+.1f}%", attach,
-                     f"{r['vmhwm_mib_max']} MiB" if "vmhwm_mib_max" in r else "-",
-                     r.get("lost_kernel_total", "-"),
-                     ", ".join(str(c) for c in r.get("tracer_cpu_s_per_run", [])) or "-"])
+    bench = _bench_module("tcp_overhead")
+    rows: list[list[Any]] = [bench.mode_cells(m, r) for m, r in s.items()]
     order = {m: i for i, m in enumerate(
         ("baseline", "agent", "agent_all", "bpftrace_print", "bpftrace_count"))}
     rows.sort(key=lambda r: order.get(str(r[0]), 9))

@@ -8,28 +8,20 @@ that changed the figures), or re-run the benchmark that the stale region names.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.loadfile import load_file
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "render_docs.py"
 
 
-def _render_docs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("render_docs", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-rd = _render_docs()
+rd = load_file(SCRIPT, "render_docs")
 
 
 def _copy(tmp: Path) -> Path:

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.loadfile import load_file
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "kubepulse" / "results.py"
 
 
-def _results() -> ModuleType:
-    # From this tree: the installed package may predate the module.
-    spec = importlib.util.spec_from_file_location("kubepulse_results_under_test", SRC)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-results = _results()
+results = load_file(SRC, "kubepulse_results_under_test")  # this tree's, not the install's
 
 
 def test_write_result_has_provenance_and_a_readable_layout(
